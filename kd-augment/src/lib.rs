@@ -1,0 +1,9 @@
+//! Image and batch augmentations for knowledge-distillation experiments.
+//!
+//! Images are `u8`, channel-major (CHW), the layout of CIFAR's files and of PyTorch's tensors.
+//! Every random draw comes from an explicit [`rng::Rng`], and pipelines derive that generator from
+//! (seed, epoch, sample index) or (seed, epoch, step), so results never depend on thread count.
+
+pub mod rng;
+
+pub use rng::Rng;

@@ -1,0 +1,6 @@
+//! The `kd` command.
+
+fn main() {
+    let info = kd_core::runtime::RuntimeInfo::query();
+    println!("{info:?}");
+}

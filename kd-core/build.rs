@@ -1,0 +1,1 @@
+include!("../build/link_torch.rs");
