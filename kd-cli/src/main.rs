@@ -1,6 +1,27 @@
-//! The `kd` command.
+//! `kd`: the command users run. It links no libtorch; commands that need it are handed to
+//! `kd-engine` (see `engine.rs`).
+
+use clap::Parser;
+use kd_cli::cli::{Cli, Command};
+use kd_cli::{doctor, engine};
 
 fn main() {
-    let info = kd_core::runtime::RuntimeInfo::query();
-    println!("{info:?}");
+    let cli = Cli::parse();
+    let result = if cli.command.needs_engine() {
+        Err(engine::hand_over(std::env::args_os().skip(1).collect()))
+    } else {
+        run(cli)
+    };
+    if let Err(e) = result {
+        eprintln!("kd: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Demo(_) | Command::Data(_) => anyhow::bail!("not built yet"),
+        Command::EngineProbe => unreachable!("handed to kd-engine"),
+    }
 }

@@ -1,38 +1,92 @@
 //! What libtorch this process runs on: versions, devices, threads.
 
-use serde::Serialize;
-
-/// A snapshot of the libtorch runtime, as `kd doctor` prints it.
-#[derive(Clone, Debug, Serialize)]
-pub struct RuntimeInfo {
-    /// The libtorch version kd was built against (tch's pinned release).
-    pub libtorch_version: String,
-    /// Whether CUDA can be used.
-    pub cuda_available: bool,
-    /// Number of CUDA devices.
-    pub cuda_devices: i64,
-    /// Whether cuDNN can be used.
-    pub cudnn_available: bool,
-    /// libtorch's intra-op thread count.
-    pub intra_op_threads: i32,
-    /// Logical CPUs the process may use.
-    pub cpus: usize,
-}
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The libtorch release this build of tch targets.
 pub const LIBTORCH_VERSION: &str = "2.11.0";
 
+/// A snapshot of the libtorch runtime, as `kd doctor` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// The libtorch version kd was built against (tch's pinned release).
+    pub built_against: String,
+    /// The libtorch shared library this process loaded, when it can be found.
+    pub libtorch_path: Option<PathBuf>,
+    /// The version string of the loaded library's Python package (`2.11.0+cu130`), if any.
+    pub libtorch_version: Option<String>,
+    /// Whether the libtorch folder has `libtorch_cuda.so` (a CUDA build).
+    pub cuda_build: bool,
+    /// Whether `libtorch_cuda.so` is loaded in this process. A CUDA build whose CUDA library was
+    /// dropped at link time (`--as-needed`) has CUDA silently off; this tells that case apart.
+    pub cuda_library_loaded: bool,
+    /// Whether CUDA can be used now (a driver and a device).
+    pub cuda_available: bool,
+    /// Number of CUDA devices.
+    pub cuda_devices: i64,
+    /// The CUDA runtime version as libtorch reports it (e.g. 13000), when CUDA is available.
+    pub cuda_runtime: Option<i64>,
+    /// Whether cuDNN can be used.
+    pub cudnn_available: bool,
+    /// The cuDNN version (e.g. 91900), when cuDNN is available.
+    pub cudnn_version: Option<i64>,
+    /// Whether libtorch has MKL and OpenMP (its CPU back ends).
+    pub mkl: bool,
+    /// Whether libtorch has OpenMP.
+    pub openmp: bool,
+    /// libtorch's intra-op thread count.
+    pub intra_op_threads: i32,
+    /// libtorch's inter-op thread count.
+    pub inter_op_threads: i32,
+    /// Logical CPUs the process may use.
+    pub cpus: usize,
+}
+
 impl RuntimeInfo {
-    /// Queries libtorch. This is the first call into libtorch in most commands, so a missing
-    /// shared library shows up before it (at process start) and not here.
+    /// Queries the loaded libtorch.
     pub fn query() -> Self {
+        let cuda_available = tch::Cuda::is_available();
+        let cudnn_available = cuda_available && tch::Cuda::cudnn_is_available();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let libtorch_path = mapped_library(&maps, "libtorch_cpu.so");
+        let cuda_build = libtorch_path
+            .as_deref()
+            .and_then(|p| p.parent())
+            .is_some_and(|dir| dir.join("libtorch_cuda.so").exists());
         RuntimeInfo {
-            libtorch_version: LIBTORCH_VERSION.to_string(),
-            cuda_available: tch::Cuda::is_available(),
-            cuda_devices: tch::Cuda::device_count(),
-            cudnn_available: tch::Cuda::cudnn_is_available(),
+            built_against: LIBTORCH_VERSION.to_string(),
+            libtorch_version: libtorch_path.as_deref().and_then(package_version),
+            libtorch_path,
+            cuda_build,
+            cuda_library_loaded: mapped_library(&maps, "libtorch_cuda.so").is_some(),
+            cuda_available,
+            cuda_devices: if cuda_available { tch::Cuda::device_count() } else { 0 },
+            cuda_runtime: cuda_available.then(tch::utils::version_cudart),
+            cudnn_available,
+            cudnn_version: cudnn_available.then(tch::utils::version_cudnn),
+            mkl: tch::utils::has_mkl(),
+            openmp: tch::utils::has_openmp(),
             intra_op_threads: tch::get_num_threads(),
+            inter_op_threads: tch::get_num_interop_threads(),
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }
     }
+}
+
+/// The path of the shared library `name` mapped into this process, from /proc/self/maps (Linux).
+fn mapped_library(maps: &str, name: &str) -> Option<PathBuf> {
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.rsplit('/').next() == Some(name))
+        .map(PathBuf::from)
+}
+
+/// A pip-installed libtorch sits in `torch/lib/`, beside `torch/version.py`, which names the
+/// exact build (`__version__ = '2.11.0+cu130'`).
+fn package_version(lib: &std::path::Path) -> Option<String> {
+    let version_py = lib.parent()?.parent()?.join("version.py");
+    let text = std::fs::read_to_string(version_py).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("__version__ = "))
+        .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
 }

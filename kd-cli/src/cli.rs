@@ -1,0 +1,151 @@
+//! The command line, shared by `kd` and `kd-engine` so both parse exactly the same arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// kd: a workbench for knowledge-distillation research on image classification.
+#[derive(Debug, Parser)]
+#[command(name = "kd", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Print only results and errors: no progress bars, no chatter.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print kd's and libtorch's versions, CUDA and cuDNN, and the thread counts.
+    Doctor(DoctorArgs),
+    /// The one-command showcase, on the built-in synthetic dataset (no download).
+    Demo(DemoArgs),
+    /// Datasets: download the official archives, inspect a folder, export images.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Internal: run by `kd doctor` inside `kd-engine` to query libtorch.
+    #[command(hide = true)]
+    EngineProbe,
+}
+
+impl Command {
+    /// Whether the command runs in `kd-engine`, the binary that links libtorch.
+    pub fn needs_engine(&self) -> bool {
+        matches!(self, Command::EngineProbe)
+    }
+}
+
+/// Options of `kd doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `kd demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The seed of the data, its order and its augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Batch size of the loader.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Where the demo writes what it shows (a PNG of samples, a subset file).
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+}
+
+/// `kd data …`
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download an official dataset archive: resumable, md5-verified, unpacked.
+    Download(DownloadArgs),
+    /// Describe the dataset in a folder: format, splits, image size, classes, counts.
+    Info(InfoArgs),
+    /// Write a few images of a dataset as PNG files (and a grid) to look at.
+    Export(ExportArgs),
+}
+
+/// The datasets `kd data download` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DownloadDataset {
+    /// CIFAR-10 (170 MB; 60,000 32×32 images, 10 classes).
+    Cifar10,
+    /// CIFAR-100 (170 MB; 60,000 32×32 images, 100 classes).
+    Cifar100,
+    /// MNIST (12 MB; 70,000 28×28 digits).
+    Mnist,
+    /// Fashion-MNIST (31 MB; 70,000 28×28 clothing images).
+    FashionMnist,
+}
+
+/// The file format of a CIFAR download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CifarFormat {
+    /// The python pickles (what torchvision downloads).
+    Python,
+    /// The binary records.
+    Binary,
+}
+
+/// Options of `kd data download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Which dataset.
+    pub dataset: DownloadDataset,
+    /// The folder to download into.
+    #[arg(long, default_value = "data")]
+    pub root: PathBuf,
+    /// CIFAR only: which of the two official formats.
+    #[arg(long, value_enum, default_value_t = CifarFormat::Python)]
+    pub format: CifarFormat,
+    /// Fetch from this base URL instead of the official host (a mirror, or a local server).
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Keep the .tar.gz after unpacking it.
+    #[arg(long)]
+    pub keep_archive: bool,
+}
+
+/// Options of `kd data info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The dataset folder (or its parent).
+    pub dir: PathBuf,
+    /// Print the description as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which split a command reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// The training set.
+    Train,
+    /// The test set.
+    Test,
+}
+
+/// Options of `kd data export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The dataset folder (or its parent); `synthetic` for the built-in dataset.
+    pub dir: PathBuf,
+    /// Where to write the PNG files.
+    #[arg(long, default_value = "export")]
+    pub out: PathBuf,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+    /// How many images per class.
+    #[arg(long, default_value_t = 4)]
+    pub per_class: usize,
+    /// Upscale factor of the grid image (nearest neighbour).
+    #[arg(long, default_value_t = 3)]
+    pub scale: usize,
+}

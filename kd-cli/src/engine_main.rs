@@ -1,0 +1,24 @@
+//! `kd-engine`: the half of kd that links libtorch. Users run `kd`, which starts this binary for
+//! the commands that need libtorch; it parses the same command line.
+
+use clap::Parser;
+use kd_cli::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::EngineProbe => probe(),
+        other => Err(anyhow::anyhow!("kd-engine does not run {other:?}; run it through `kd`")),
+    };
+    if let Err(e) = result {
+        eprintln!("kd: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints the runtime report as JSON for `kd doctor`.
+fn probe() -> anyhow::Result<()> {
+    let info = kd_core::runtime::RuntimeInfo::query();
+    println!("{}", serde_json::to_string(&info)?);
+    Ok(())
+}
