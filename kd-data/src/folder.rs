@@ -680,7 +680,10 @@ fn load_listing(
 /// Decodes every file into one buffer. All images must end up the same size; the error names
 /// the first file (in dataset order) that fails.
 fn decode_all(files: &[FileEntry], opts: &FolderOptions) -> Result<(ImageShape, Vec<u8>)> {
-    let first = decode_rgb(&files[0].path, opts)?;
+    let Some(first_file) = files.first() else {
+        return Err(DataError::invalid("image files", 0, "nothing to decode"));
+    };
+    let first = decode_rgb(&first_file.path, opts)?;
     let shape = ImageShape::new(
         opts.channels,
         first.height() as usize,
@@ -694,7 +697,7 @@ fn decode_all(files: &[FileEntry], opts: &FolderOptions) -> Result<(ImageShape, 
         .zip(files[1..].par_iter())
         .enumerate()
         .filter_map(|(i, (out, file))| {
-            decode_into(file, &files[0], shape, opts, out)
+            decode_into(file, first_file, shape, opts, out)
                 .err()
                 .map(|e| (i, e))
         })

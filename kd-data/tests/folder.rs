@@ -684,6 +684,29 @@ fn tiny_imagenet_non_integer_box() {
 }
 
 #[test]
+fn tiny_imagenet_annotation_with_a_path() {
+    let e = tiny_error(
+        set_annotations("../wnids.txt\tn02000000\t0\t1\t6\t7\n"),
+        Split::Test,
+    );
+    assert!(
+        e.to_string()
+            .contains("line 1: `../wnids.txt` is not a plain file name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tiny_imagenet_empty_annotations() {
+    let e = tiny_error(set_annotations("\n"), Split::Test);
+    assert!(
+        e.to_string()
+            .contains("val_annotations.txt: no annotations"),
+        "{e}"
+    );
+}
+
+#[test]
 fn tiny_imagenet_duplicate_annotation() {
     let e = tiny_error(
         set_annotations("val_0.JPEG\tn02000000\t0\t1\t6\t7\nval_0.JPEG\tn01000000\t0\t1\t6\t7\n"),
