@@ -53,8 +53,18 @@ impl MnistVariant {
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Fashion-MNIST's classes, in label order.
-pub const FASHION_MNIST_CLASSES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 /// The magic number of an idx file of `u8` images (3 dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -87,9 +97,15 @@ pub fn file_stems(split: Split) -> (&'static str, &'static str) {
 /// The folder holding the idx files: `root`, `root/raw` or torchvision's `root/MNIST/raw`
 /// (`root/FashionMNIST/raw`), the first with an image file of either split.
 pub fn find(root: &Path, variant: MnistVariant) -> Option<PathBuf> {
-    let candidates = [root.to_path_buf(), root.join("raw"), root.join(variant.torchvision_dir()).join("raw")];
+    let candidates = [
+        root.to_path_buf(),
+        root.join("raw"),
+        root.join(variant.torchvision_dir()).join("raw"),
+    ];
     candidates.into_iter().find(|dir| {
-        [Split::Train, Split::Test].iter().any(|&split| locate(dir, file_stems(split).0).is_some())
+        [Split::Train, Split::Test]
+            .iter()
+            .any(|&split| locate(dir, file_stems(split).0).is_some())
     })
 }
 
@@ -118,11 +134,20 @@ pub fn load_files(images: &Path, labels: &Path, variant: MnistVariant) -> Result
     if label_bytes.len() != idx.count {
         return Err(DataError::format(
             labels,
-            format!("{} labels but {} has {} images", label_bytes.len(), images.display(), idx.count),
+            format!(
+                "{} labels but {} has {} images",
+                label_bytes.len(),
+                images.display(),
+                idx.count
+            ),
         ));
     }
     let classes = variant.classes();
-    if let Some((index, &label)) = label_bytes.iter().enumerate().find(|&(_, &l)| usize::from(l) >= classes.len()) {
+    if let Some((index, &label)) = label_bytes
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| usize::from(l) >= classes.len())
+    {
         return Err(DataError::LabelOutOfRange {
             path: labels.into(),
             index,
@@ -130,7 +155,10 @@ pub fn load_files(images: &Path, labels: &Path, variant: MnistVariant) -> Result
             num_classes: classes.len(),
         });
     }
-    let name = images.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = images
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     Dataset::new(
         format!("{}/{name}", variant.name()),
         ImageShape::new(1, idx.rows, idx.cols),
@@ -145,9 +173,17 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     let (dims, pixels) = read_idx(path, IMAGES_MAGIC, "images")?;
     let [count, rows, cols] = [dims[0], dims[1], dims[2]];
     if rows == 0 || cols == 0 {
-        return Err(DataError::format(path, format!("header says images of {rows}×{cols} pixels")));
+        return Err(DataError::format(
+            path,
+            format!("header says images of {rows}×{cols} pixels"),
+        ));
     }
-    Ok(IdxImages { count, rows, cols, pixels })
+    Ok(IdxImages {
+        count,
+        rows,
+        cols,
+        pixels,
+    })
 }
 
 /// Reads an idx1 file of `u8` labels, raw or gzip-compressed.
@@ -157,11 +193,16 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
 
 /// The file `stem` or `stem.gz` in `dir`.
 fn locate(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [dir.join(stem), dir.join(format!("{stem}.gz"))].into_iter().find(|p| p.is_file())
+    [dir.join(stem), dir.join(format!("{stem}.gz"))]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 fn required(dir: &Path, stem: &str) -> Result<PathBuf> {
-    locate(dir, stem).ok_or_else(|| DataError::NotFound { path: dir.join(stem), hint: format!("nor {stem}.gz") })
+    locate(dir, stem).ok_or_else(|| DataError::NotFound {
+        path: dir.join(stem),
+        hint: format!("nor {stem}.gz"),
+    })
 }
 
 /// An idx file's reader: the file itself, or its decompressed content.
@@ -173,16 +214,25 @@ struct IdxReader {
 impl IdxReader {
     fn open(path: &Path) -> Result<Self> {
         let mut file = BufReader::new(File::open(path).map_err(|e| DataError::io(path, e))?);
-        let gzip = file.fill_buf().map_err(|e| DataError::io(path, e))?.starts_with(&GZIP_MAGIC);
-        let inner: Box<dyn Read> =
-            if gzip { Box::new(flate2::bufread::MultiGzDecoder::new(file)) } else { Box::new(file) };
+        let gzip = file
+            .fill_buf()
+            .map_err(|e| DataError::io(path, e))?
+            .starts_with(&GZIP_MAGIC);
+        let inner: Box<dyn Read> = if gzip {
+            Box::new(flate2::bufread::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
         Ok(IdxReader { inner, gzip })
     }
 
     /// Reads up to `limit` bytes, or to the end.
     fn read_up_to(&mut self, path: &Path, limit: u64) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        (&mut self.inner).take(limit).read_to_end(&mut out).map_err(|e| self.error(path, e))?;
+        (&mut self.inner)
+            .take(limit)
+            .read_to_end(&mut out)
+            .map_err(|e| self.error(path, e))?;
         Ok(out)
     }
 
@@ -196,7 +246,11 @@ impl IdxReader {
 
     /// `the file` or `the decompressed data`, for messages.
     fn what(&self) -> &'static str {
-        if self.gzip { "the decompressed data" } else { "the file" }
+        if self.gzip {
+            "the decompressed data"
+        } else {
+            "the file"
+        }
     }
 }
 
@@ -210,27 +264,42 @@ fn read_idx(path: &Path, magic: u32, noun: &str) -> Result<(Vec<usize>, Vec<u8>)
     if header.len() == 4 {
         let found = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         if found != magic {
-            return Err(DataError::format(path, format!("magic number 0x{found:08x}, expected 0x{magic:08x} (u8 {noun})")));
+            return Err(DataError::format(
+                path,
+                format!("magic number 0x{found:08x}, expected 0x{magic:08x} (u8 {noun})"),
+            ));
         }
         header.extend(reader.read_up_to(path, header_len as u64 - 4)?);
     }
     if header.len() < header_len {
         return Err(DataError::format(
             path,
-            format!("{} has {} bytes, too few for the {header_len}-byte idx header", reader.what(), header.len()),
+            format!(
+                "{} has {} bytes, too few for the {header_len}-byte idx header",
+                reader.what(),
+                header.len()
+            ),
         ));
     }
-    let dims: Vec<usize> =
-        header[4..].chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
+    let dims: Vec<usize> = header[4..]
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        .collect();
     let described = describe(&dims, noun);
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| DataError::format(path, format!("header says {described}: too many bytes")))?;
+        .ok_or_else(|| {
+            DataError::format(path, format!("header says {described}: too many bytes"))
+        })?;
     // One byte past the expected size tells an oversized file without reading all of it.
     let data = reader.read_up_to(path, (expected as u64).saturating_add(1))?;
     if data.len() != expected {
-        let found = if data.len() < expected { format!("only {} follow (truncated?)", data.len()) } else { "more follow".into() };
+        let found = if data.len() < expected {
+            format!("only {} follow (truncated?)", data.len())
+        } else {
+            "more follow".into()
+        };
         return Err(DataError::format(
             path,
             format!(
@@ -246,6 +315,12 @@ fn read_idx(path: &Path, magic: u32, noun: &str) -> Result<(Vec<usize>, Vec<u8>)
 fn describe(dims: &[usize], noun: &str) -> String {
     match dims {
         [n, rows, cols] => format!("{n} {noun} of {rows}×{cols}"),
-        _ => format!("{} {noun}", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")),
+        _ => format!(
+            "{} {noun}",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×")
+        ),
     }
 }

@@ -44,12 +44,21 @@ pub(crate) enum Value<'a> {
     /// A `dict`, in pickled order.
     Dict(Vec<(Value<'a>, Value<'a>)>),
     /// A reference to `module.name`, not imported.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// A call of `callable` with `args` (`REDUCE`, and `NEWOBJ` with the class as callable),
     /// not performed.
-    Reduce { callable: Box<Value<'a>>, args: Box<Value<'a>> },
+    Reduce {
+        callable: Box<Value<'a>>,
+        args: Box<Value<'a>>,
+    },
     /// `object.__setstate__(state)` (`BUILD`), not performed.
-    Build { object: Box<Value<'a>>, state: Box<Value<'a>> },
+    Build {
+        object: Box<Value<'a>>,
+        state: Box<Value<'a>>,
+    },
     /// A numpy `dtype`.
     Dtype(Dtype),
     /// A numpy array.
@@ -109,7 +118,9 @@ impl<'a> Value<'a> {
 
     /// Removes and returns the entry of a dict whose key is `key` as `str` or as `bytes`.
     pub(crate) fn take_entry(&mut self, key: &str) -> Option<Value<'a>> {
-        let Value::Dict(pairs) = self else { return None };
+        let Value::Dict(pairs) = self else {
+            return None;
+        };
         let i = pairs.iter().position(|(k, _)| k.as_text() == Some(key))?;
         Some(pairs.remove(i).1)
     }
@@ -117,7 +128,10 @@ impl<'a> Value<'a> {
     /// The keys of a dict that are text, for error messages.
     pub(crate) fn text_keys(&self) -> Vec<String> {
         match self {
-            Value::Dict(pairs) => pairs.iter().filter_map(|(k, _)| k.as_text().map(str::to_owned)).collect(),
+            Value::Dict(pairs) => pairs
+                .iter()
+                .filter_map(|(k, _)| k.as_text().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -174,7 +188,11 @@ impl Dtype {
             return None;
         }
         let signed = self.kind() == 'i';
-        let top_byte = if self.big_endian() { bytes[0] } else { bytes[n - 1] };
+        let top_byte = if self.big_endian() {
+            bytes[0]
+        } else {
+            bytes[n - 1]
+        };
         let negative = signed && top_byte & 0x80 != 0;
         if negative {
             buf = [0xff; 8];
@@ -209,9 +227,16 @@ pub(crate) struct NdArray<'a> {
 
 impl<'a> NdArray<'a> {
     /// Checks that `data` holds exactly the items the shape calls for.
-    fn new(shape: Vec<usize>, dtype: Dtype, fortran_order: bool, data: Cow<'a, [u8]>) -> Result<Self, String> {
-        let item_size =
-            dtype.item_size().filter(|&s| s > 0).ok_or_else(|| format!("numpy dtype {dtype} has no known item size"))?;
+    fn new(
+        shape: Vec<usize>,
+        dtype: Dtype,
+        fortran_order: bool,
+        data: Cow<'a, [u8]>,
+    ) -> Result<Self, String> {
+        let item_size = dtype
+            .item_size()
+            .filter(|&s| s > 0)
+            .ok_or_else(|| format!("numpy dtype {dtype} has no known item size"))?;
         let needed = shape
             .iter()
             .try_fold(item_size, |acc, &d| acc.checked_mul(d))
@@ -223,7 +248,13 @@ impl<'a> NdArray<'a> {
                 data.len()
             ));
         }
-        Ok(NdArray { shape, dtype, fortran_order, data, item_size })
+        Ok(NdArray {
+            shape,
+            dtype,
+            fortran_order,
+            data,
+            item_size,
+        })
     }
 
     /// Number of items.
@@ -246,7 +277,12 @@ impl<'a> NdArray<'a> {
         let mut index = vec![0usize; self.shape.len()];
         let mut out = Vec::with_capacity(self.data.len());
         for _ in 0..self.len() {
-            let at = index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>() * self.item_size;
+            let at = index
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()
+                * self.item_size;
             out.extend_from_slice(&self.data[at..at + self.item_size]);
             for axis in (0..index.len()).rev() {
                 index[axis] += 1;
@@ -264,7 +300,10 @@ impl<'a> NdArray<'a> {
         if !matches!(self.dtype.kind(), 'i' | 'u' | 'b') {
             return None;
         }
-        self.data.chunks_exact(self.item_size).map(|item| self.dtype.int_at(item)).collect()
+        self.data
+            .chunks_exact(self.item_size)
+            .map(|item| self.dtype.int_at(item))
+            .collect()
     }
 }
 
@@ -272,7 +311,14 @@ impl<'a> NdArray<'a> {
 pub(crate) fn shape_str(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -289,8 +335,16 @@ impl fmt::Display for PickleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.at {
             Some((offset, op)) => match opcode_name(op) {
-                Some(name) => write!(f, "pickle opcode {name} (0x{op:02x}) at byte {offset}: {}", self.what),
-                None => write!(f, "pickle byte 0x{op:02x} at offset {offset}: {}", self.what),
+                Some(name) => write!(
+                    f,
+                    "pickle opcode {name} (0x{op:02x}) at byte {offset}: {}",
+                    self.what
+                ),
+                None => write!(
+                    f,
+                    "pickle byte 0x{op:02x} at offset {offset}: {}",
+                    self.what
+                ),
             },
             None => write!(f, "pickle: {}", self.what),
         }
@@ -307,7 +361,9 @@ pub(crate) fn load(input: &[u8]) -> Result<Value<'_>> {
     let mut machine = Machine::new(input);
     let top = machine.run()?;
     let mut resolver = Resolver::new(machine.arena, machine.shares, input.len());
-    let resolved = resolver.resolve(top.value, 0).map_err(|what| PickleError { at: None, what })?;
+    let resolved = resolver
+        .resolve(top.value, 0)
+        .map_err(|what| PickleError { at: None, what })?;
     Ok(resolved.value)
 }
 
@@ -512,7 +568,10 @@ impl<'a> Machine<'a> {
     }
 
     fn err(&self, what: impl Into<String>) -> PickleError {
-        PickleError { at: Some(self.at), what: what.into() }
+        PickleError {
+            at: Some(self.at),
+            what: what.into(),
+        }
     }
 
     fn run(&mut self) -> Result<Slot<'a>> {
@@ -520,7 +579,10 @@ impl<'a> Machine<'a> {
             let Some(&code) = self.input.get(self.pos) else {
                 return Err(PickleError {
                     at: None,
-                    what: format!("the input ends at byte {} without a STOP opcode (truncated?)", self.input.len()),
+                    what: format!(
+                        "the input ends at byte {} without a STOP opcode (truncated?)",
+                        self.input.len()
+                    ),
                 });
             };
             self.at = (self.pos, code);
@@ -566,7 +628,10 @@ impl<'a> Machine<'a> {
             }
             FLOAT => {
                 let line = self.line()?;
-                let v = line.trim().parse().map_err(|_| self.err(format!("{line:?} is not a float")))?;
+                let v = line
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.err(format!("{line:?} is not a float")))?;
                 self.push_leaf(Value::Float(v))
             }
             BININT => {
@@ -679,7 +744,10 @@ impl<'a> Machine<'a> {
             }
             REDUCE | NEWOBJ => {
                 let [callable, args] = self.pop_array()?;
-                self.push_node([callable, args], |[c, a]| Value::Reduce { callable: Box::new(c), args: Box::new(a) })
+                self.push_node([callable, args], |[c, a]| Value::Reduce {
+                    callable: Box::new(c),
+                    args: Box::new(a),
+                })
             }
             BUILD => self.build(),
             PUT => {
@@ -707,8 +775,10 @@ impl<'a> Machine<'a> {
                 let key = u32::from_le_bytes(self.array()?).into();
                 self.get(key)
             }
-            PERSID | BINPERSID | STRING | UNICODE | INST | OBJ | EXT1 | EXT2 | EXT4 | NEWOBJ_EX | NEXT_BUFFER
-            | READONLY_BUFFER => Err(self.err("not supported by this reader, which reads plain data only")),
+            PERSID | BINPERSID | STRING | UNICODE | INST | OBJ | EXT1 | EXT2 | EXT4 | NEWOBJ_EX
+            | NEXT_BUFFER | READONLY_BUFFER => {
+                Err(self.err("not supported by this reader, which reads plain data only"))
+            }
             _ => Err(self.err("not a pickle opcode (corrupt or not a pickle file)")),
         }
     }
@@ -716,7 +786,9 @@ impl<'a> Machine<'a> {
     fn proto(&mut self) -> Result<()> {
         let v = self.byte()?;
         if v > HIGHEST_PROTOCOL {
-            return Err(self.err(format!("protocol {v} is newer than the newest known, {HIGHEST_PROTOCOL}")));
+            return Err(self.err(format!(
+                "protocol {v} is newer than the newest known, {HIGHEST_PROTOCOL}"
+            )));
         }
         Ok(())
     }
@@ -785,7 +857,9 @@ impl<'a> Machine<'a> {
 
     fn key_line(&mut self) -> Result<u64> {
         let line = self.line()?;
-        line.trim().parse().map_err(|_| self.err(format!("{line:?} is not a memo key")))
+        line.trim()
+            .parse()
+            .map_err(|_| self.err(format!("{line:?} is not a memo key")))
     }
 
     /// `INT`'s argument: protocol 0 spells `True` and `False` as `01` and `00`.
@@ -810,7 +884,8 @@ impl<'a> Machine<'a> {
 
     fn unicode(&mut self, n: usize) -> Result<()> {
         let b = self.take(n)?;
-        let s = std::str::from_utf8(b).map_err(|e| self.err(format!("string is not UTF-8 ({e})")))?;
+        let s =
+            std::str::from_utf8(b).map_err(|e| self.err(format!("string is not UTF-8 ({e})")))?;
         self.push_leaf(Value::Str(Cow::Borrowed(s)))
     }
 
@@ -838,17 +913,31 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn push_container(&mut self, items: Vec<Slot<'a>>, make: impl FnOnce(Vec<Value<'a>>) -> Value<'a>) -> Result<()> {
+    fn push_container(
+        &mut self,
+        items: Vec<Slot<'a>>,
+        make: impl FnOnce(Vec<Value<'a>>) -> Value<'a>,
+    ) -> Result<()> {
         let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
         self.check_depth(depth)?;
-        self.stack.push(Slot { value: make(items.into_iter().map(|s| s.value).collect()), depth });
+        self.stack.push(Slot {
+            value: make(items.into_iter().map(|s| s.value).collect()),
+            depth,
+        });
         Ok(())
     }
 
-    fn push_node<const N: usize>(&mut self, items: [Slot<'a>; N], make: impl FnOnce([Value<'a>; N]) -> Value<'a>) -> Result<()> {
+    fn push_node<const N: usize>(
+        &mut self,
+        items: [Slot<'a>; N],
+        make: impl FnOnce([Value<'a>; N]) -> Value<'a>,
+    ) -> Result<()> {
         let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
         self.check_depth(depth)?;
-        self.stack.push(Slot { value: make(items.map(|s| s.value)), depth });
+        self.stack.push(Slot {
+            value: make(items.map(|s| s.value)),
+            depth,
+        });
         Ok(())
     }
 
@@ -866,7 +955,9 @@ impl<'a> Machine<'a> {
 
     fn pop(&mut self) -> Result<Slot<'a>> {
         self.top()?;
-        self.stack.pop().ok_or_else(|| self.err("the stack is empty"))
+        self.stack
+            .pop()
+            .ok_or_else(|| self.err("the stack is empty"))
     }
 
     fn pop_n(&mut self, n: usize) -> Result<Vec<Slot<'a>>> {
@@ -880,11 +971,16 @@ impl<'a> Machine<'a> {
     fn pop_array<const N: usize>(&mut self) -> Result<[Slot<'a>; N]> {
         let items = self.pop_n(N)?;
         // pop_n returned exactly N items.
-        items.try_into().map_err(|_| self.err("internal: wrong number of items"))
+        items
+            .try_into()
+            .map_err(|_| self.err("internal: wrong number of items"))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Slot<'a>>> {
-        let mark = self.marks.pop().ok_or_else(|| self.err("no MARK on the stack"))?;
+        let mark = self
+            .marks
+            .pop()
+            .ok_or_else(|| self.err("no MARK on the stack"))?;
         Ok(self.stack.split_off(mark))
     }
 
@@ -919,7 +1015,10 @@ impl<'a> Machine<'a> {
 
     fn pairs(&self, items: Vec<Slot<'a>>) -> Result<Vec<Slot<'a>>> {
         if items.len() % 2 != 0 {
-            return Err(self.err(format!("needs key/value pairs, found {} items", items.len())));
+            return Err(self.err(format!(
+                "needs key/value pairs, found {} items",
+                items.len()
+            )));
         }
         Ok(items)
     }
@@ -947,7 +1046,10 @@ impl<'a> Machine<'a> {
     }
 
     fn get(&mut self, key: u64) -> Result<()> {
-        let a = *self.memo.get(&key).ok_or_else(|| self.err(format!("memo key {key} was never stored")))?;
+        let a = *self
+            .memo
+            .get(&key)
+            .ok_or_else(|| self.err(format!("memo key {key} was never stored")))?;
         self.push_ref(a);
         Ok(())
     }
@@ -996,7 +1098,10 @@ impl<'a> Machine<'a> {
         let target = self.target_mut()?;
         let depth = 1 + target.depth.max(state.depth);
         let object = std::mem::replace(&mut target.value, Value::None);
-        target.value = Value::Build { object: Box::new(object), state: Box::new(state.value) };
+        target.value = Value::Build {
+            object: Box::new(object),
+            state: Box::new(state.value),
+        };
         target.depth = depth;
         self.check_depth(depth)
     }
@@ -1013,18 +1118,26 @@ fn pair_up(values: Vec<Value<'_>>) -> Vec<(Value<'_>, Value<'_>)> {
 }
 
 fn parse_int(text: &str) -> Result<i64, String> {
-    text.trim().parse().map_err(|_| format!("{text:?} is not an integer that fits in 64 bits"))
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an integer that fits in 64 bits"))
 }
 
 /// A little-endian two's-complement integer of any length (`LONG1`, `LONG4`).
 fn decode_long(bytes: &[u8]) -> Result<i64, String> {
-    let Some(&last) = bytes.last() else { return Ok(0) };
+    let Some(&last) = bytes.last() else {
+        return Ok(0);
+    };
     let fill = if last & 0x80 != 0 { 0xff } else { 0 };
     let (low, high) = bytes.split_at(bytes.len().min(8));
     // Bytes past the eighth must only repeat the sign, and the sign must agree with bit 63.
-    let fits = high.iter().all(|&b| b == fill) && (high.is_empty() || (low[7] & 0x80 != 0) == (fill == 0xff));
+    let fits = high.iter().all(|&b| b == fill)
+        && (high.is_empty() || (low[7] & 0x80 != 0) == (fill == 0xff));
     if !fits {
-        return Err(format!("a {}-byte integer does not fit in 64 bits", bytes.len()));
+        return Err(format!(
+            "a {}-byte integer does not fit in 64 bits",
+            bytes.len()
+        ));
     }
     let mut buf = [fill; 8];
     buf[..low.len()].copy_from_slice(low);
@@ -1051,7 +1164,11 @@ struct Resolved<'a> {
 
 impl<'a> Resolved<'a> {
     fn leaf(value: Value<'a>) -> Self {
-        Resolved { value, height: 0, nodes: 1 }
+        Resolved {
+            value,
+            height: 0,
+            nodes: 1,
+        }
     }
 }
 
@@ -1084,11 +1201,19 @@ impl<'a> Resolver<'a> {
             Value::Dict(pairs) => self.dict(pairs, depth),
             Value::Reduce { callable, args } => {
                 let [c, a] = self.children([*callable, *args], depth)?;
-                Ok(Resolved { value: simplify_reduce(c.0, a.0)?, height: 1 + c.1.max(a.1), nodes: 1 + c.2 + a.2 })
+                Ok(Resolved {
+                    value: simplify_reduce(c.0, a.0)?,
+                    height: 1 + c.1.max(a.1),
+                    nodes: 1 + c.2 + a.2,
+                })
             }
             Value::Build { object, state } => {
                 let [o, s] = self.children([*object, *state], depth)?;
-                Ok(Resolved { value: simplify_build(o.0, s.0)?, height: 1 + o.1.max(s.1), nodes: 1 + o.2 + s.2 })
+                Ok(Resolved {
+                    value: simplify_build(o.0, s.0)?,
+                    height: 1 + o.1.max(s.1),
+                    nodes: 1 + o.2 + s.2,
+                })
             }
             leaf => Ok(Resolved::leaf(leaf)),
         }
@@ -1105,7 +1230,8 @@ impl<'a> Resolver<'a> {
             let r = self.resolve(v, depth + 1)?;
             out.push((r.value, r.height, r.nodes));
         }
-        out.try_into().map_err(|_| "internal: wrong number of children".to_owned())
+        out.try_into()
+            .map_err(|_| "internal: wrong number of children".to_owned())
     }
 
     fn sequence(
@@ -1122,10 +1248,18 @@ impl<'a> Resolver<'a> {
             nodes += r.nodes;
             out.push(r.value);
         }
-        Ok(Resolved { value: make(out), height, nodes })
+        Ok(Resolved {
+            value: make(out),
+            height,
+            nodes,
+        })
     }
 
-    fn dict(&mut self, pairs: Vec<(Value<'a>, Value<'a>)>, depth: usize) -> Result<Resolved<'a>, String> {
+    fn dict(
+        &mut self,
+        pairs: Vec<(Value<'a>, Value<'a>)>,
+        depth: usize,
+    ) -> Result<Resolved<'a>, String> {
         let (mut height, mut nodes) = (0, 1);
         let mut out = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
@@ -1134,15 +1268,23 @@ impl<'a> Resolver<'a> {
             nodes += k.2 + v.2;
             out.push((k.0, v.0));
         }
-        Ok(Resolved { value: Value::Dict(out), height, nodes })
+        Ok(Resolved {
+            value: Value::Dict(out),
+            height,
+            nodes,
+        })
     }
 
     fn shared(&mut self, a: usize, depth: usize) -> Result<Resolved<'a>, String> {
         let resolved = match std::mem::replace(&mut self.entries[a], Entry::InProgress) {
             Entry::Pending(v) => self.resolve(v, depth)?,
             Entry::Done(r) => r,
-            Entry::InProgress => return Err("a value contains itself (a recursive structure)".to_owned()),
-            Entry::Taken => return Err("internal: a shared value was used more often than counted".to_owned()),
+            Entry::InProgress => {
+                return Err("a value contains itself (a recursive structure)".to_owned());
+            }
+            Entry::Taken => {
+                return Err("internal: a shared value was used more often than counted".to_owned());
+            }
         };
         if depth + resolved.height > MAX_DEPTH {
             return Err(format!("values nest deeper than {MAX_DEPTH} levels"));
@@ -1161,11 +1303,17 @@ impl<'a> Resolver<'a> {
 }
 
 fn is_numpy_core(module: &str, sub: &str) -> bool {
-    module.strip_prefix("numpy.core.").or_else(|| module.strip_prefix("numpy._core.")) == Some(sub)
+    module
+        .strip_prefix("numpy.core.")
+        .or_else(|| module.strip_prefix("numpy._core."))
+        == Some(sub)
 }
 
 fn generic_reduce<'a>(callable: Value<'a>, args: Value<'a>) -> Value<'a> {
-    Value::Reduce { callable: Box::new(callable), args: Box::new(args) }
+    Value::Reduce {
+        callable: Box::new(callable),
+        args: Box::new(args),
+    }
 }
 
 /// The calls that stand for data.
@@ -1183,7 +1331,9 @@ enum KnownCall {
 fn known_call(callable: &Value<'_>) -> Option<(KnownCall, String)> {
     let (module, name) = callable.global()?;
     let known = match (module, name) {
-        ("_codecs" | "codecs", "encode") | ("__builtin__" | "builtins", "bytes" | "bytearray") => KnownCall::Bytes,
+        ("_codecs" | "codecs", "encode") | ("__builtin__" | "builtins", "bytes" | "bytearray") => {
+            KnownCall::Bytes
+        }
         ("numpy", "dtype") => KnownCall::Dtype,
         (m, "scalar") if is_numpy_core(m, "multiarray") => KnownCall::Scalar,
         (m, "_frombuffer") if is_numpy_core(m, "numeric") => KnownCall::FromBuffer,
@@ -1208,82 +1358,120 @@ fn simplify_build<'a>(object: Value<'a>, state: Value<'a>) -> Result<Value<'a>, 
     match object {
         Value::Dtype(mut dtype) => {
             // numpy's dtype state: (version, byte order, ...).
-            if let Some(order) = state.as_items().and_then(|s| s.get(1)).and_then(Value::as_text) {
+            if let Some(order) = state
+                .as_items()
+                .and_then(|s| s.get(1))
+                .and_then(Value::as_text)
+            {
                 dtype.byte_order = order.chars().next().unwrap_or(dtype.byte_order);
             }
             Ok(Value::Dtype(dtype))
         }
-        Value::Reduce { callable, .. }
-            if matches!(callable.global(), Some((m, "_reconstruct")) if is_numpy_core(m, "multiarray")) =>
-        {
+        Value::Reduce { callable, .. } if matches!(callable.global(), Some((m, "_reconstruct")) if is_numpy_core(m, "multiarray")) => {
             ndarray_from_state(state).map(Value::NdArray)
         }
-        object => Ok(Value::Build { object: Box::new(object), state: Box::new(state) }),
+        object => Ok(Value::Build {
+            object: Box::new(object),
+            state: Box::new(state),
+        }),
     }
 }
 
 /// `bytes()`, `bytes(b)`, `_codecs.encode(s, 'latin1')`, `bytearray(s, 'latin-1')`.
 fn bytes_from_args<'a>(args: Value<'a>, what: &str) -> Result<Cow<'a, [u8]>, String> {
-    let items = args.into_items().ok_or_else(|| format!("{what} needs an argument tuple"))?;
+    let items = args
+        .into_items()
+        .ok_or_else(|| format!("{what} needs an argument tuple"))?;
     let mut items = items.into_iter();
     match (items.next(), items.next(), items.next()) {
         (None, ..) => Ok(Cow::Borrowed(&[])),
         (Some(Value::Bytes(b)), None, _) => Ok(b),
-        (Some(Value::Str(s)), Some(encoding), None) => latin1(&s, encoding.as_text().unwrap_or(""), what),
-        _ => Err(format!("{what} with arguments other than (), (bytes,) or (str, encoding)")),
+        (Some(Value::Str(s)), Some(encoding), None) => {
+            latin1(&s, encoding.as_text().unwrap_or(""), what)
+        }
+        _ => Err(format!(
+            "{what} with arguments other than (), (bytes,) or (str, encoding)"
+        )),
     }
 }
 
 fn latin1<'a>(text: &str, encoding: &str, what: &str) -> Result<Cow<'a, [u8]>, String> {
-    if !matches!(encoding.to_ascii_lowercase().as_str(), "latin1" | "latin-1" | "latin_1" | "iso-8859-1") {
-        return Err(format!("{what} with encoding {encoding:?}, expected latin1"));
+    if !matches!(
+        encoding.to_ascii_lowercase().as_str(),
+        "latin1" | "latin-1" | "latin_1" | "iso-8859-1"
+    ) {
+        return Err(format!(
+            "{what} with encoding {encoding:?}, expected latin1"
+        ));
     }
     text.chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("{what}: character {c:?} is not latin-1")))
+        .map(|c| {
+            u8::try_from(u32::from(c))
+                .map_err(|_| format!("{what}: character {c:?} is not latin-1"))
+        })
         .collect::<Result<Vec<u8>, String>>()
         .map(Cow::Owned)
 }
 
 /// `numpy.dtype('u1', False, True)`: the byte order comes later, from `BUILD`.
 fn dtype_from_args(args: Value<'_>) -> Result<Dtype, String> {
-    let code = args.as_items().and_then(|a| a.first()).and_then(Value::as_text);
+    let code = args
+        .as_items()
+        .and_then(|a| a.first())
+        .and_then(Value::as_text);
     let code = code.ok_or_else(|| "numpy.dtype without a type code".to_owned())?;
-    Ok(Dtype { code: code.to_owned(), byte_order: '=' })
+    Ok(Dtype {
+        code: code.to_owned(),
+        byte_order: '=',
+    })
 }
 
 /// `numpy.core.multiarray.scalar(dtype, bytes)`: a numpy integer, float or bool; other
 /// scalars stay descriptions.
 fn scalar<'a>(callable: Value<'a>, args: Value<'a>) -> Value<'a> {
     let decoded = match args.as_items() {
-        Some([Value::Dtype(d), Value::Bytes(b)]) if d.item_size() == Some(b.len()) => match (d.kind(), b.len()) {
-            ('b', 1) => Some(Value::Bool(b[0] != 0)),
-            ('i' | 'u', _) => d.int_at(b).map(Value::Int),
-            ('f', 8) => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Some(Value::Float(if d.big_endian() { f64::from_be_bytes(a) } else { f64::from_le_bytes(a) }))
+        Some([Value::Dtype(d), Value::Bytes(b)]) if d.item_size() == Some(b.len()) => {
+            match (d.kind(), b.len()) {
+                ('b', 1) => Some(Value::Bool(b[0] != 0)),
+                ('i' | 'u', _) => d.int_at(b).map(Value::Int),
+                ('f', 8) => {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    Some(Value::Float(if d.big_endian() {
+                        f64::from_be_bytes(a)
+                    } else {
+                        f64::from_le_bytes(a)
+                    }))
+                }
+                _ => None,
             }
-            _ => None,
-        },
+        }
         _ => None,
     };
     decoded.unwrap_or_else(|| generic_reduce(callable, args))
 }
 
 fn shape_of(value: &Value<'_>) -> Result<Vec<usize>, String> {
-    let items = value.as_items().ok_or_else(|| format!("numpy array shape is a {}, not a tuple", value.kind()))?;
+    let items = value
+        .as_items()
+        .ok_or_else(|| format!("numpy array shape is a {}, not a tuple", value.kind()))?;
     items
         .iter()
         .map(|d| d.as_int().and_then(|d| usize::try_from(d).ok()))
         .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| "numpy array shape holds something other than non-negative integers".to_owned())
+        .ok_or_else(|| {
+            "numpy array shape holds something other than non-negative integers".to_owned()
+        })
 }
 
 fn array_data<'a>(data: Value<'a>) -> Result<Cow<'a, [u8]>, String> {
     match data {
         Value::Bytes(b) => Ok(b),
         Value::List(_) => Err("numpy arrays of Python objects are not supported".to_owned()),
-        other => Err(format!("numpy array data is a {}, expected bytes", other.kind())),
+        other => Err(format!(
+            "numpy array data is a {}, expected bytes",
+            other.kind()
+        )),
     }
 }
 
@@ -1291,7 +1479,9 @@ fn array_data<'a>(data: Value<'a>) -> Result<Cow<'a, [u8]>, String> {
 /// data)`, or the same without the version (numpy before 1.0).
 fn ndarray_from_state(state: Value<'_>) -> Result<NdArray<'_>, String> {
     let kind = state.kind();
-    let mut items = state.into_items().ok_or_else(|| format!("numpy array state is a {kind}, not a tuple"))?;
+    let mut items = state
+        .into_items()
+        .ok_or_else(|| format!("numpy array state is a {kind}, not a tuple"))?;
     let count = items.len();
     if count == 5 {
         items.remove(0);
@@ -1299,19 +1489,34 @@ fn ndarray_from_state(state: Value<'_>) -> Result<NdArray<'_>, String> {
     let [shape, dtype, fortran, data] = <[Value; 4]>::try_from(items)
         .map_err(|_| format!("numpy array state has {count} items, expected 4 or 5"))?;
     let Value::Dtype(dtype) = dtype else {
-        return Err(format!("numpy array dtype is a {}, not a dtype", dtype.kind()));
+        return Err(format!(
+            "numpy array dtype is a {}, not a dtype",
+            dtype.kind()
+        ));
     };
-    let fortran = fortran.as_int().ok_or_else(|| "numpy array's Fortran flag is not a bool".to_owned())? != 0;
+    let fortran = fortran
+        .as_int()
+        .ok_or_else(|| "numpy array's Fortran flag is not a bool".to_owned())?
+        != 0;
     NdArray::new(shape_of(&shape)?, dtype, fortran, array_data(data)?)
 }
 
 /// Protocol 5's `_frombuffer(buffer, dtype, shape, order)`.
 fn frombuffer(args: Value<'_>) -> Result<NdArray<'_>, String> {
-    let items = args.into_items().ok_or_else(|| "numpy _frombuffer needs an argument tuple".to_owned())?;
-    let [buffer, dtype, shape, order] = <[Value; 4]>::try_from(items)
-        .map_err(|items| format!("numpy _frombuffer has {} arguments, expected 4", items.len()))?;
+    let items = args
+        .into_items()
+        .ok_or_else(|| "numpy _frombuffer needs an argument tuple".to_owned())?;
+    let [buffer, dtype, shape, order] = <[Value; 4]>::try_from(items).map_err(|items| {
+        format!(
+            "numpy _frombuffer has {} arguments, expected 4",
+            items.len()
+        )
+    })?;
     let Value::Dtype(dtype) = dtype else {
-        return Err(format!("numpy _frombuffer dtype is a {}, not a dtype", dtype.kind()));
+        return Err(format!(
+            "numpy _frombuffer dtype is a {}, not a dtype",
+            dtype.kind()
+        ));
     };
     let fortran = order.as_text() == Some("F");
     NdArray::new(shape_of(&shape)?, dtype, fortran, array_data(buffer)?)
@@ -1348,7 +1553,9 @@ mod tests {
         let mut v = load(input).unwrap();
         let labels = v.take_entry("labels").unwrap();
         assert_eq!(labels, Value::List(vec![Value::Int(1), Value::Int(2)]));
-        let Some(Value::NdArray(a)) = v.take_entry("data") else { panic!("no array in {v:?}") };
+        let Some(Value::NdArray(a)) = v.take_entry("data") else {
+            panic!("no array in {v:?}")
+        };
         assert_eq!(a.shape, vec![2, 3]);
         assert!(a.dtype.is_u8());
         assert!(!a.fortran_order);
@@ -1366,10 +1573,17 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         for input in [PROTO2_ARRAY, PROTO4_ARRAY, PROTO5_ARRAY] {
             for end in 0..input.len() - 1 {
-                assert!(load(&input[..end]).is_err(), "prefix of {end} bytes was accepted");
+                assert!(
+                    load(&input[..end]).is_err(),
+                    "prefix of {end} bytes was accepted"
+                );
             }
         }
-        assert!(err(&PROTO4_ARRAY[..50]).contains("truncated"), "{}", err(&PROTO4_ARRAY[..50]));
+        assert!(
+            err(&PROTO4_ARRAY[..50]).contains("truncated"),
+            "{}",
+            err(&PROTO4_ARRAY[..50])
+        );
         // The pickle's last opcode is STOP: without it the input ends before any result.
         let e = err(&PROTO2_ARRAY[..PROTO2_ARRAY.len() - 1]);
         assert!(e.contains("without a STOP"), "{e}");
@@ -1397,15 +1611,23 @@ mod tests {
             "pickle opcode SHORT_BINSTRING (0x55) at byte 2: needs 9 bytes but only 2 are left in the 6-byte input (truncated?)"
         );
         let e = err(b"\x80\x02\xff.");
-        assert_eq!(e, "pickle byte 0xff at offset 2: not a pickle opcode (corrupt or not a pickle file)");
+        assert_eq!(
+            e,
+            "pickle byte 0xff at offset 2: not a pickle opcode (corrupt or not a pickle file)"
+        );
         let e = err(b"\x80\x02N\x81.");
-        assert!(e.starts_with("pickle opcode NEWOBJ (0x81) at byte 3: needs 2 values"), "{e}");
+        assert!(
+            e.starts_with("pickle opcode NEWOBJ (0x81) at byte 3: needs 2 values"),
+            "{e}"
+        );
         assert!(err(b"\x80\x06N.").contains("protocol 6"));
         assert!(err(b"ccopy_reg\n_reconstructor\nP0\n.").contains("PERSID"));
         assert!(err(b"h\x05.").contains("memo key 5 was never stored"));
         assert!(err(b"e.").contains("no MARK"));
         assert!(err(b"K\x01a.").contains("the stack is empty"));
-        assert!(err(b"N(K\x01a.").starts_with("pickle opcode APPEND (0x61) at byte 4: nothing on the stack above the MARK"));
+        assert!(err(b"N(K\x01a.").starts_with(
+            "pickle opcode APPEND (0x61) at byte 4: nothing on the stack above the MARK"
+        ));
         assert!(err(b"NK\x01a.").contains("needs a list to add to, found a None"));
         assert!(err(b"(K\x01d.").contains("key/value pairs"));
         assert!(err(b"T\xff\xff\xff\xff.").contains("negative length -1"));
@@ -1419,12 +1641,21 @@ mod tests {
         assert_eq!(load(b"I-7\n.").unwrap(), Value::Int(-7));
         assert_eq!(load(b"L12345678901L\n.").unwrap(), Value::Int(12345678901));
         assert_eq!(load(b"F0.5\n.").unwrap(), Value::Float(0.5));
-        assert_eq!(load(b"G?\xf0\x00\x00\x00\x00\x00\x00.").unwrap(), Value::Float(1.0));
+        assert_eq!(
+            load(b"G?\xf0\x00\x00\x00\x00\x00\x00.").unwrap(),
+            Value::Float(1.0)
+        );
         assert_eq!(load(b"J\xfe\xff\xff\xff.").unwrap(), Value::Int(-2));
         assert_eq!(load(b"M\x10'.").unwrap(), Value::Int(10000));
         assert_eq!(load(b"\x8a\x02\x00\x80.").unwrap(), Value::Int(-32768));
-        assert_eq!(load(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\x7f\x00.").unwrap(), Value::Int(i64::MAX));
-        assert!(err(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\x00.").contains("does not fit in 64 bits"));
+        assert_eq!(
+            load(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\x7f\x00.").unwrap(),
+            Value::Int(i64::MAX)
+        );
+        assert!(
+            err(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\x00.")
+                .contains("does not fit in 64 bits")
+        );
         assert_eq!(load(b"\x8a\x00.").unwrap(), Value::Int(0));
         assert_eq!(load(b"U\x03abc.").unwrap(), bytes(b"abc"));
         assert_eq!(load(b"\x8c\x03\xc3\xa9t.").unwrap(), text("\u{e9}t"));
@@ -1438,7 +1669,10 @@ mod tests {
         );
         assert_eq!(
             load(b"\x8f(K\x01\x90(K\x02\x91\x86.").unwrap(),
-            Value::Tuple(vec![Value::Set(vec![Value::Int(1)]), Value::Set(vec![Value::Int(2)])])
+            Value::Tuple(vec![
+                Value::Set(vec![Value::Int(1)]),
+                Value::Set(vec![Value::Int(2)])
+            ])
         );
         // SETITEM, DICT, POP, POP_MARK, DUP.
         assert_eq!(
@@ -1459,7 +1693,10 @@ mod tests {
         assert_eq!(
             v,
             Value::Reduce {
-                callable: Box::new(Value::Global { module: "os".into(), name: "system".into() }),
+                callable: Box::new(Value::Global {
+                    module: "os".into(),
+                    name: "system".into()
+                }),
                 args: Box::new(Value::Tuple(vec![bytes(b"ls")])),
             }
         );
@@ -1512,19 +1749,39 @@ mod tests {
 
     #[test]
     fn fortran_arrays_are_reordered_and_integer_arrays_decoded() {
-        let Value::NdArray(a) = load(FORTRAN_ARRAY).unwrap() else { panic!("not an array") };
+        let Value::NdArray(a) = load(FORTRAN_ARRAY).unwrap() else {
+            panic!("not an array")
+        };
         assert!(a.fortran_order);
         assert_eq!(&*a.into_c_order(), &[0, 1, 2, 3, 4, 5]);
-        let dtype = Dtype { code: "u1".into(), byte_order: '|' };
+        let dtype = Dtype {
+            code: "u1".into(),
+            byte_order: '|',
+        };
         // [[0, 1, 2], [3, 4, 5]] stored column by column.
         let a = NdArray::new(vec![2, 3], dtype, true, Cow::Borrowed(&[0, 3, 1, 4, 2, 5])).unwrap();
         assert_eq!(&*a.into_c_order(), &[0, 1, 2, 3, 4, 5]);
-        let i16be = Dtype { code: "i2".into(), byte_order: '>' };
-        let a = NdArray::new(vec![2], i16be, false, Cow::Borrowed(&[0xff, 0xfe, 0x01, 0x00])).unwrap();
+        let i16be = Dtype {
+            code: "i2".into(),
+            byte_order: '>',
+        };
+        let a = NdArray::new(
+            vec![2],
+            i16be,
+            false,
+            Cow::Borrowed(&[0xff, 0xfe, 0x01, 0x00]),
+        )
+        .unwrap();
         assert_eq!(a.to_ints(), Some(vec![-2, 256]));
-        let u8s = Dtype { code: "u1".into(), byte_order: '|' };
+        let u8s = Dtype {
+            code: "u1".into(),
+            byte_order: '|',
+        };
         let e = NdArray::new(vec![2, 3], u8s, false, Cow::Borrowed(&[0; 5])).unwrap_err();
-        assert_eq!(e, "numpy array of shape (2, 3) and dtype |u1 needs 6 bytes of data, found 5");
+        assert_eq!(
+            e,
+            "numpy array of shape (2, 3) and dtype |u1 needs 6 bytes of data, found 5"
+        );
     }
 
     #[test]

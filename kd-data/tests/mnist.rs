@@ -15,20 +15,31 @@ fn md5_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn fashion_mnist_real_files() {
-    let Some(root) = common::fashion_mnist() else { return };
+    let Some(root) = common::fashion_mnist() else {
+        return;
+    };
     let train = mnist::load(&root, Split::Train, MnistVariant::FashionMnist).unwrap();
     assert_eq!(train.name(), "fashion-mnist/train");
-    assert_eq!((train.len(), train.shape()), (60_000, ImageShape::new(1, 28, 28)));
+    assert_eq!(
+        (train.len(), train.shape()),
+        (60_000, ImageShape::new(1, 28, 28))
+    );
     assert_eq!(train.class_counts(), vec![6000; 10]);
     assert_eq!(&train.labels()[..10], &[9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
     assert_eq!(train.classes(), FASHION_MNIST_CLASSES);
-    assert_eq!((train.classes()[0].as_str(), train.classes()[9].as_str()), ("T-shirt/top", "Ankle boot"));
+    assert_eq!(
+        (train.classes()[0].as_str(), train.classes()[9].as_str()),
+        ("T-shirt/top", "Ankle boot")
+    );
     // The md5 of the decompressed pixels, computed with Python's gzip and hashlib.
     assert_eq!(md5_hex(train.images()), "f209073e486d5113ebe2cc431d4df862");
     // The pixel statistics are those of the Normalization preset.
     let preset = Normalization::for_dataset("fashion-mnist").unwrap();
     let (mean, std) = train.channel_stats();
-    assert!((mean[0] - f64::from(preset.mean[0])).abs() < 1e-4, "{mean:?}");
+    assert!(
+        (mean[0] - f64::from(preset.mean[0])).abs() < 1e-4,
+        "{mean:?}"
+    );
     assert!((std[0] - f64::from(preset.std[0])).abs() < 1e-4, "{std:?}");
 
     let test = mnist::load(&root, Split::Test, MnistVariant::FashionMnist).unwrap();
@@ -80,8 +91,12 @@ fn error_of(images: &[u8], labels: &[u8]) -> (DataError, String) {
     let l = write(tmp.path(), "labels", labels);
     let e = mnist::load_files(&i, &l, MnistVariant::Mnist).unwrap_err();
     let text = e.to_string();
-    let named = [&i, &l].into_iter().find_map(|p| text.strip_prefix(&format!("{}: ", p.display())));
-    let rest = named.unwrap_or_else(|| panic!("the error names a file: {text}")).to_owned();
+    let named = [&i, &l]
+        .into_iter()
+        .find_map(|p| text.strip_prefix(&format!("{}: ", p.display())));
+    let rest = named
+        .unwrap_or_else(|| panic!("the error names a file: {text}"))
+        .to_owned();
     (e, rest)
 }
 
@@ -126,14 +141,24 @@ fn load_finds_the_files_in_the_usual_layouts() {
         assert_eq!(d.labels(), &[1, 2]);
         // The train files are not there.
         let e = mnist::load(tmp.path(), Split::Train, variant).unwrap_err();
-        assert!(matches!(&e, DataError::NotFound { path, .. } if *path == dir.join("train-images-idx3-ubyte")), "{e}");
+        assert!(
+            matches!(&e, DataError::NotFound { path, .. } if *path == dir.join("train-images-idx3-ubyte")),
+            "{e}"
+        );
     }
     // torchvision's folder of the other dataset is not this one's.
     let tmp = tempfile::tempdir().unwrap();
-    write(&tmp.path().join("FashionMNIST/raw"), "train-images-idx3-ubyte", &idx_images(1));
+    write(
+        &tmp.path().join("FashionMNIST/raw"),
+        "train-images-idx3-ubyte",
+        &idx_images(1),
+    );
     assert_eq!(mnist::find(tmp.path(), MnistVariant::Mnist), None);
     let e = mnist::load(tmp.path(), Split::Train, MnistVariant::Mnist).unwrap_err();
-    assert!(matches!(&e, DataError::NotFound { path, .. } if path == tmp.path()), "{e}");
+    assert!(
+        matches!(&e, DataError::NotFound { path, .. } if path == tmp.path()),
+        "{e}"
+    );
     assert!(e.to_string().contains("MNIST/raw"), "{e}");
 }
 
@@ -146,15 +171,24 @@ fn missing_label_file_is_not_found() {
         matches!(&e, DataError::NotFound { path, .. } if *path == tmp.path().join("train-labels-idx1-ubyte")),
         "{e}"
     );
-    assert!(e.to_string().contains("nor train-labels-idx1-ubyte.gz"), "{e}");
+    assert!(
+        e.to_string().contains("nor train-labels-idx1-ubyte.gz"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_magic_is_an_error() {
     let (_, m) = error_of(&idx_labels(&[1]), &idx_labels(&[1]));
-    assert_eq!(m, "magic number 0x00000801, expected 0x00000803 (u8 images)");
+    assert_eq!(
+        m,
+        "magic number 0x00000801, expected 0x00000803 (u8 images)"
+    );
     let (_, m) = error_of(&idx_images(1), &idx_images(1));
-    assert_eq!(m, "magic number 0x00000803, expected 0x00000801 (u8 labels)");
+    assert_eq!(
+        m,
+        "magic number 0x00000803, expected 0x00000801 (u8 labels)"
+    );
 }
 
 #[test]
@@ -162,17 +196,32 @@ fn truncated_and_oversized_files_are_errors() {
     let labels = idx_labels(&[1, 2, 3]);
     let images = idx_images(3);
     let (_, m) = error_of(&images[..images.len() - 1], &labels);
-    assert_eq!(m, "header says 3 images of 5×4 (60 bytes after the 16-byte header) but only 59 follow (truncated?) in the file");
+    assert_eq!(
+        m,
+        "header says 3 images of 5×4 (60 bytes after the 16-byte header) but only 59 follow (truncated?) in the file"
+    );
     let mut long = images.clone();
     long.push(0);
     let (_, m) = error_of(&long, &labels);
-    assert_eq!(m, "header says 3 images of 5×4 (60 bytes after the 16-byte header) but more follow in the file");
+    assert_eq!(
+        m,
+        "header says 3 images of 5×4 (60 bytes after the 16-byte header) but more follow in the file"
+    );
     let (_, m) = error_of(&gzip(&long), &labels);
-    assert!(m.ends_with("but more follow in the decompressed data"), "{m}");
+    assert!(
+        m.ends_with("but more follow in the decompressed data"),
+        "{m}"
+    );
     let (_, m) = error_of(&images, &labels[..9]);
-    assert_eq!(m, "header says 3 labels (3 bytes after the 8-byte header) but only 1 follow (truncated?) in the file");
+    assert_eq!(
+        m,
+        "header says 3 labels (3 bytes after the 8-byte header) but only 1 follow (truncated?) in the file"
+    );
     let (_, m) = error_of(&images[..10], &labels);
-    assert_eq!(m, "the file has 10 bytes, too few for the 16-byte idx header");
+    assert_eq!(
+        m,
+        "the file has 10 bytes, too few for the 16-byte idx header"
+    );
     // A gzip stream cut short.
     let gz = gzip(&images);
     let (e, m) = error_of(&gz[..gz.len() / 2], &labels);
@@ -191,15 +240,26 @@ fn empty_images_are_an_error() {
 #[test]
 fn label_count_must_match_image_count() {
     let (e, m) = error_of(&idx_images(3), &idx_labels(&[1, 2]));
-    assert!(matches!(e, DataError::Format { ref path, .. } if path.ends_with("labels")), "{e}");
-    assert!(m.starts_with("2 labels but ") && m.ends_with("images has 3 images"), "{m}");
+    assert!(
+        matches!(e, DataError::Format { ref path, .. } if path.ends_with("labels")),
+        "{e}"
+    );
+    assert!(
+        m.starts_with("2 labels but ") && m.ends_with("images has 3 images"),
+        "{m}"
+    );
 }
 
 #[test]
 fn labels_above_nine_are_out_of_range() {
     let (e, _) = error_of(&idx_images(3), &idx_labels(&[1, 9, 10]));
     match e {
-        DataError::LabelOutOfRange { path, index, label, num_classes } => {
+        DataError::LabelOutOfRange {
+            path,
+            index,
+            label,
+            num_classes,
+        } => {
             assert!(path.ends_with("labels"));
             assert_eq!((index, label, num_classes), (2, 10, 10));
         }
