@@ -1395,6 +1395,8 @@ fn bytes_from_args<'a>(args: Value<'a>, what: &str) -> Result<Cow<'a, [u8]>, Str
     }
 }
 
+/// The latin-1 bytes of `text`: the inverse of Python 3 reading a Python 2 string as latin-1,
+/// which is how protocol 2 carries `bytes` (a numpy array's whole data, for CIFAR).
 fn latin1<'a>(text: &str, encoding: &str, what: &str) -> Result<Cow<'a, [u8]>, String> {
     if !matches!(
         encoding.to_ascii_lowercase().as_str(),
@@ -1404,13 +1406,28 @@ fn latin1<'a>(text: &str, encoding: &str, what: &str) -> Result<Cow<'a, [u8]>, S
             "{what} with encoding {encoding:?}, expected latin1"
         ));
     }
-    text.chars()
-        .map(|c| {
-            u8::try_from(u32::from(c))
-                .map_err(|_| format!("{what}: character {c:?} is not latin-1"))
-        })
-        .collect::<Result<Vec<u8>, String>>()
-        .map(Cow::Owned)
+    // In UTF-8, U+0000..U+007F are one byte and U+0080..U+00FF two, led by 0xC2 or 0xC3.
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match (b, bytes.get(i + 1)) {
+            (0..=0x7f, _) => {
+                out.push(b);
+                i += 1;
+            }
+            (0xc2 | 0xc3, Some(&next)) => {
+                out.push(((b & 0x03) << 6) | (next & 0x3f));
+                i += 2;
+            }
+            // `i` is at a character boundary: it only ever moves by whole characters.
+            _ => {
+                let c = text[i..].chars().next().unwrap_or_default();
+                return Err(format!("{what}: character {c:?} is not latin-1"));
+            }
+        }
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// `numpy.dtype('u1', False, True)`: the byte order comes later, from `BUILD`.
@@ -1781,6 +1798,45 @@ mod tests {
         assert_eq!(
             e,
             "numpy array of shape (2, 3) and dtype |u1 needs 6 bytes of data, found 5"
+        );
+    }
+
+    /// Bytes that are mostly opcodes, so that random sequences run deep into the machine.
+    fn opcode_soup() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        let mut alphabet: Vec<u8> = (0..=255u8).filter(|&b| opcode_name(b).is_some()).collect();
+        alphabet.extend([0, 1, 2, 3, 0xff, b'\n', b'0', b'1']);
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..400)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = load(&bytes);
+        }
+
+        #[test]
+        fn random_opcode_sequences_never_panic(bytes in opcode_soup()) {
+            let _ = load(&bytes);
+            let mut framed = b"\x80\x04".to_vec();
+            framed.extend(&bytes);
+            let _ = load(&framed);
+        }
+    }
+
+    #[test]
+    fn latin1_encoding_is_the_inverse_of_reading_bytes_as_latin1() {
+        let all: String = (0u8..=255).map(char::from).collect();
+        let bytes = latin1(&all, "latin1", "t").unwrap();
+        assert_eq!(&*bytes, (0u8..=255).collect::<Vec<_>>().as_slice());
+        assert!(
+            latin1("a\u{100}", "latin1", "t")
+                .unwrap_err()
+                .contains("'\u{100}' is not latin-1")
+        );
+        assert!(
+            latin1("a", "utf-8", "t")
+                .unwrap_err()
+                .contains("expected latin1")
         );
     }
 
