@@ -41,7 +41,7 @@ impl MnistVariant {
     }
 
     /// The folder torchvision keeps the raw files in, below its root (`<root>/<this>/raw`).
-    fn torchvision_dir(self) -> &'static str {
+    pub fn torchvision_dir(self) -> &'static str {
         match self {
             MnistVariant::Mnist => "MNIST",
             MnistVariant::FashionMnist => "FashionMNIST",
