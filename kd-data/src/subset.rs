@@ -717,6 +717,15 @@ fn check_labels(
     dataset: &Dataset,
 ) -> Result<()> {
     for (&class, members) in by_class {
+        if let Some(&i) = members.iter().find(|&&i| i >= dataset.len()) {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "sample {i} listed under class {class} is outside 0..{}",
+                    dataset.len()
+                ),
+            ));
+        }
         if let Some(&i) = members.iter().find(|&&i| dataset.label(i) != class) {
             return Err(DataError::format(
                 path,
@@ -822,8 +831,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| DataError::invalid("path", path.display(), "names no file"))?;
+    // Unique per process and per call, so concurrent saves never share a temporary.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{n}",
         name.to_string_lossy(),
         std::process::id()
     ));

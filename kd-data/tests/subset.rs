@@ -424,6 +424,11 @@ fn load_rejects_a_class_map_that_disagrees_with_the_labels() {
         msg.contains("sample 7 is listed under class 2 but has label 3"),
         "{msg}"
     );
+    let msg = load_error_after(&d, &s, |j| j["by_class"]["2"][0] = 400.into());
+    assert!(
+        msg.contains("sample 400 listed under class 2 is outside 0..20"),
+        "{msg}"
+    );
     // Sample 6 does have label 2, but "indices" does not list it.
     let msg = load_error_after(&d, &s, |j| j["by_class"]["2"] = serde_json::json!([2, 6]));
     assert!(msg.contains("not list the same samples"), "{msg}");
