@@ -5,5 +5,9 @@
 //! (seed, epoch, sample index) or (seed, epoch, step), so results never depend on thread count.
 
 pub mod rng;
+pub mod shape;
+pub mod transform;
 
 pub use rng::Rng;
+pub use shape::ImageShape;
+pub use transform::{FnTransform, Identity, Transform};

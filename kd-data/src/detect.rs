@@ -1,6 +1,6 @@
 //! Finding what dataset a folder holds, opening it, and describing it (`kd data info`).
 
-use crate::cifar::{self, Cifar100Labels, CifarDir, CifarFormat, CifarKind};
+use crate::cifar::{self, Cifar100Labels, CifarDir, CifarFormat};
 use crate::dataset::{Dataset, ImageShape, Split};
 use crate::error::{DataError, Result};
 use crate::folder::{self, FolderOptions};
@@ -211,6 +211,7 @@ fn min_max(v: &[usize]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cifar::CifarKind;
 
     #[test]
     fn a_missing_root_and_an_unknown_folder_are_clear_errors() {

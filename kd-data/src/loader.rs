@@ -16,82 +16,10 @@ use crate::norm::Normalization;
 use crate::subset::Subset;
 use crossbeam_channel::{Receiver, Sender};
 use kd_augment::rng::{Rng, domain};
+pub use kd_augment::transform::{FnTransform, Identity, Transform};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
-/// A per-sample transform run on the loader's worker threads (crop, flip, …).
-///
-/// `apply` must draw all its randomness from `rng`: the loader derives it from (seed, epoch,
-/// dataset index), which is what makes batches independent of the number of threads.
-pub trait SampleTransform: Send + Sync {
-    /// The shape of the output for an input of shape `input`.
-    fn output_shape(&self, input: ImageShape) -> ImageShape;
-
-    /// Transforms one CHW image `input` of shape `shape` into `out`, which has
-    /// `output_shape(shape).len()` bytes.
-    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]);
-}
-
-impl<T: SampleTransform + ?Sized> SampleTransform for Arc<T> {
-    fn output_shape(&self, input: ImageShape) -> ImageShape {
-        (**self).output_shape(input)
-    }
-
-    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
-        (**self).apply(input, shape, rng, out)
-    }
-}
-
-/// The image as it is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Identity;
-
-impl SampleTransform for Identity {
-    fn output_shape(&self, input: ImageShape) -> ImageShape {
-        input
-    }
-
-    fn apply(&self, input: &[u8], _shape: ImageShape, _rng: &mut Rng, out: &mut [u8]) {
-        out.copy_from_slice(input);
-    }
-}
-
-/// A closure `f(input, shape, rng, out)` as a [`SampleTransform`]; the output has the input's
-/// shape unless [`FnTransform::with_output_shape`] says otherwise.
-pub struct FnTransform<F> {
-    f: F,
-    output: Option<ImageShape>,
-}
-
-impl<F> FnTransform<F>
-where
-    F: Fn(&[u8], ImageShape, &mut Rng, &mut [u8]) + Send + Sync,
-{
-    /// Wraps `f`; its output has the input's shape.
-    pub fn new(f: F) -> Self {
-        FnTransform { f, output: None }
-    }
-
-    /// Declares that `f` writes images of `shape`, whatever the input shape.
-    pub fn with_output_shape(mut self, shape: ImageShape) -> Self {
-        self.output = Some(shape);
-        self
-    }
-}
-
-impl<F> SampleTransform for FnTransform<F>
-where
-    F: Fn(&[u8], ImageShape, &mut Rng, &mut [u8]) + Send + Sync,
-{
-    fn output_shape(&self, input: ImageShape) -> ImageShape {
-        self.output.unwrap_or(input)
-    }
-
-    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
-        (self.f)(input, shape, rng, out)
-    }
-}
 
 /// The element type of the batches.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -203,7 +131,7 @@ pub struct Loader {
     dataset: Arc<Dataset>,
     indices: Arc<[usize]>,
     config: LoaderConfig,
-    transform: Arc<dyn SampleTransform>,
+    transform: Arc<dyn Transform>,
     out_shape: ImageShape,
     /// Per-channel `u8 → f32` tables of the normalisation: 256 values each.
     tables: Option<Arc<[[f32; 256]]>>,
@@ -329,7 +257,7 @@ impl Loader {
     }
 
     /// Runs `transform` on every sample.
-    pub fn with_transform(mut self, transform: impl SampleTransform + 'static) -> Result<Loader> {
+    pub fn with_transform(mut self, transform: impl Transform + 'static) -> Result<Loader> {
         self.out_shape = transform.output_shape(self.dataset.shape());
         self.transform = Arc::new(transform);
         self.check_output()?;

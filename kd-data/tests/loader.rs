@@ -3,7 +3,7 @@
 
 use kd_augment::Rng;
 use kd_data::loader::{
-    Batch, BatchImages, FnTransform, Identity, Loader, LoaderConfig, OutputFormat, SampleTransform,
+    Batch, BatchImages, FnTransform, Identity, Loader, LoaderConfig, OutputFormat, Transform,
 };
 use kd_data::subset::Subset;
 use kd_data::{DataError, Dataset, ImageShape, Normalization};
@@ -46,7 +46,7 @@ fn bytes(batch: &Batch) -> &[u8] {
 }
 
 /// A transform that uses its generator on every byte: any change of stream changes the output.
-fn noisy() -> impl SampleTransform {
+fn noisy() -> impl Transform {
     FnTransform::new(|input: &[u8], _shape, rng: &mut Rng, out: &mut [u8]| {
         for (o, &i) in out.iter_mut().zip(input) {
             *o = i.wrapping_add(rng.below(256) as u8);
@@ -391,7 +391,7 @@ fn a_panicking_transform_panics_the_consumer() {
 
 #[test]
 fn identity_and_arc_transforms_are_transforms() {
-    let shared: Arc<dyn SampleTransform> = Arc::new(Identity);
+    let shared: Arc<dyn Transform> = Arc::new(Identity);
     let l = loader(12, config(4)).with_transform(shared).unwrap();
     let b = l.epoch(0).next().unwrap();
     assert_eq!(&bytes(&b)[..48], l.dataset().image(b.indices[0]));

@@ -1,0 +1,80 @@
+//! The per-image transform interface shared by every augmentation and the loader.
+
+use crate::rng::Rng;
+use crate::shape::ImageShape;
+use std::sync::Arc;
+
+/// A random per-image transform (crop, flip, …), as kd-data's loader runs it on its worker threads.
+///
+/// `apply` must draw all its randomness from `rng`, and draw the same decisions whatever the
+/// image's content: the loader derives `rng` from (seed, epoch, dataset index), which makes
+/// batches independent of the number of threads, and giving every image of a batch a clone of
+/// one generator applies one draw to the whole batch (per-batch randomness).
+pub trait Transform: Send + Sync {
+    /// The shape of the output for an input of shape `input`.
+    fn output_shape(&self, input: ImageShape) -> ImageShape;
+
+    /// Transforms one CHW image `input` of shape `shape` into `out`, which has
+    /// `output_shape(shape).len()` bytes.
+    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]);
+}
+
+impl<T: Transform + ?Sized> Transform for Arc<T> {
+    fn output_shape(&self, input: ImageShape) -> ImageShape {
+        (**self).output_shape(input)
+    }
+
+    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
+        (**self).apply(input, shape, rng, out)
+    }
+}
+
+/// The image as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl Transform for Identity {
+    fn output_shape(&self, input: ImageShape) -> ImageShape {
+        input
+    }
+
+    fn apply(&self, input: &[u8], _shape: ImageShape, _rng: &mut Rng, out: &mut [u8]) {
+        out.copy_from_slice(input);
+    }
+}
+
+/// A closure `f(input, shape, rng, out)` as a [`Transform`]; the output has the input's
+/// shape unless [`FnTransform::with_output_shape`] says otherwise.
+pub struct FnTransform<F> {
+    f: F,
+    output: Option<ImageShape>,
+}
+
+impl<F> FnTransform<F>
+where
+    F: Fn(&[u8], ImageShape, &mut Rng, &mut [u8]) + Send + Sync,
+{
+    /// Wraps `f`; its output has the input's shape.
+    pub fn new(f: F) -> Self {
+        FnTransform { f, output: None }
+    }
+
+    /// Declares that `f` writes images of `shape`, whatever the input shape.
+    pub fn with_output_shape(mut self, shape: ImageShape) -> Self {
+        self.output = Some(shape);
+        self
+    }
+}
+
+impl<F> Transform for FnTransform<F>
+where
+    F: Fn(&[u8], ImageShape, &mut Rng, &mut [u8]) + Send + Sync,
+{
+    fn output_shape(&self, input: ImageShape) -> ImageShape {
+        self.output.unwrap_or(input)
+    }
+
+    fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
+        (self.f)(input, shape, rng, out)
+    }
+}
