@@ -4,6 +4,13 @@
 //! Every random draw comes from an explicit [`rng::Rng`], and pipelines derive that generator from
 //! (seed, epoch, sample index) or (seed, epoch, step), so results never depend on thread count.
 
+pub mod autoaugment;
+pub mod batch;
+pub mod crop;
+pub mod cutout;
+pub mod flip;
+pub mod normalize;
+pub mod pipeline;
 pub mod rng;
 pub mod shape;
 pub mod transform;
