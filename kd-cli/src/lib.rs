@@ -4,5 +4,7 @@
 //! that need libtorch live in `engine_main.rs`, the `kd-engine` binary.
 
 pub mod cli;
+pub mod data;
+pub mod demo;
 pub mod doctor;
 pub mod engine;

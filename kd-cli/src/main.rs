@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use kd_cli::cli::{Cli, Command};
-use kd_cli::{doctor, engine};
+use kd_cli::{data, demo, doctor, engine};
 
 fn main() {
     let cli = Cli::parse();
@@ -21,7 +21,8 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
-        Command::Demo(_) | Command::Data(_) => anyhow::bail!("not built yet"),
+        Command::Demo(args) => demo::run(&args),
+        Command::Data(cmd) => data::run(&cmd, cli.quiet),
         Command::EngineProbe => unreachable!("handed to kd-engine"),
     }
 }
