@@ -26,22 +26,22 @@
 //! classes, see below), so none of it is a shortcut to the label:
 //!
 //! * **position**: the glyph's centre is uniform over the positions that keep it inside the
-//!   image, so it moves by up to about a third of the image: random crops add more of the same
-//!   kind of variation;
-//! * **scale and aspect**: the glyph spans 48–72% of the image side, stretched by up to ±15%
-//!   along one axis;
+//!   image: a small glyph moves across two thirds of the image, the largest hardly at all;
+//! * **scale and aspect**: the glyph's square spans 40–72% of the image side, stretched by up
+//!   to ±15% along one axis;
 //! * **rotation**: up to ±20°, small enough that `hbars` never looks like `vbars`, nor `plus`
 //!   like `cross`, nor one arrow like the other;
 //! * **colour**: a uniformly random hue (saturation 0.55–1), light on a dark background or dark
 //!   on a light one, with equal odds;
 //! * **background**: a linear gradient between two dull random colours, in a random direction;
-//! * **clutter**: 2–6 distractors, small dots (radius 3–8% of the side) and short strokes
-//!   (10–25%), of random colours, behind the glyph;
-//! * **pixel noise**: independent per pixel and channel, standard deviation 3–12 grey levels.
+//! * **clutter**: 3–8 distractors of random colours, small dots (radius 3–10% of the side) and
+//!   short strokes (10–35% long, 1–2 px wide at 32×32); 30% of them are drawn over the glyph
+//!   and occlude a little of it;
+//! * **pixel noise**: independent per pixel and channel, standard deviation 4–16 grey levels.
 //!
 //! A human names every label at a glance; a linear model on raw pixels cannot (the glyph is
-//! anywhere, in any colour, on any background), so the task needs a convolutional network and
-//! rewards the augmentations that real image data rewards.
+//! anywhere, in any colour, on any background), so the task needs features that are invariant
+//! to position and colour, which a small CNN learns.
 //!
 //! # Horizontal flip is not label-preserving
 //!
@@ -50,8 +50,8 @@
 //! rotation, gradient direction and clutter are all symmetric), so flipping one of their images
 //! gives another image of the same class. A random horizontal flip that keeps the label
 //! therefore *teaches the network that the two arrows are one class*: expect those two classes
-//! to fall to about 50% accuracy each, about 10 points of overall accuracy, while the other eight
-//! classes are unaffected. This makes the dataset a test of whether a researcher's augmentation
+//! to fall to about 50% accuracy each, 8–10 points of overall accuracy, while the other eight
+//! classes are unaffected (measured below). This makes the dataset a test of whether a researcher's augmentation
 //! fits the data; a flip that respects the labels maps label `l` to
 //! [`SyntheticConfig::mirrored_label`].
 //!
@@ -76,10 +76,20 @@
 //!
 //! # Difficulty
 //!
-//! With the default configuration, a nearest-class-mean classifier on contrast-normalised grey
-//! levels is near chance and a linear classifier on them reaches about a third (see the
-//! learnability test in `tests/synthetic.rs`); `tests/synthetic_check.py` trains a three-layer
-//! CNN on a CPU and reports what crop and flip augmentation change.
+//! Measured with the default configuration (seed 0, 5000 training and 1000 test images):
+//!
+//! * nearest class mean on raw pixels: 12% (chance is 10%: no shortcut);
+//! * linear models on hand-made polarity-free edge features (`tests/synthetic.rs`):
+//!   nearest class mean 55%, averaged perceptron 72%;
+//! * a three-layer CNN (16-32-64 channels, batch norm, global pooling), 10 epochs of Adam on
+//!   one CPU thread, about 40 s (`tests/synthetic_check.py`): 92% without augmentation; 89%
+//!   with random crop (pad 4); 84% with flip, the arrows at 54% and 39% while the other
+//!   classes keep 93%; 82% with both. In this short-training regime crop slows learning; when
+//!   the data is scarce and the network trained to convergence (100 images per class, 60
+//!   epochs, 100% training accuracy) crop helps: 84% without, 89% with.
+//!
+//! So the task leaves room between a small student and a larger teacher, which is what
+//! distillation experiments need.
 
 use crate::dataset::{Dataset, ImageShape, Split};
 use crate::error::{DataError, Result};
@@ -153,6 +163,11 @@ impl Shape {
         Shape::ArrowRight,
     ];
 
+    /// The position of the shape in [`Shape::ALL`]: its label when there are ten classes.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The class name of the shape (`disk`, `arrow-left`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -192,7 +207,9 @@ impl Shape {
             Shape::HorizontalBars => bars(u, v),
             Shape::VerticalBars => bars(v, u),
             Shape::Cross => {
-                u.abs() <= 0.95 && v.abs() <= 0.95 && ((u - v).abs() <= CROSS_ARM || (u + v).abs() <= CROSS_ARM)
+                u.abs() <= 0.95
+                    && v.abs() <= 0.95
+                    && ((u - v).abs() <= CROSS_ARM || (u + v).abs() <= CROSS_ARM)
             }
             Shape::ArrowLeft => arrow_left(u, v),
             // Defined as the mirror image so that the two can differ in nothing else.
@@ -212,7 +229,8 @@ fn bars(along: f64, across: f64) -> bool {
 }
 
 fn arrow_left(u: f64, v: f64) -> bool {
-    let head = (-1.0..=ARROW_NECK).contains(&u) && v.abs() <= ARROW_HEAD * (u + 1.0) / (ARROW_NECK + 1.0);
+    let head =
+        (-1.0..=ARROW_NECK).contains(&u) && v.abs() <= ARROW_HEAD * (u + 1.0) / (ARROW_NECK + 1.0);
     let shaft = (ARROW_NECK - 0.05..=1.0).contains(&u) && v.abs() <= ARROW_SHAFT;
     head || shaft
 }
@@ -226,7 +244,9 @@ pub fn glyph_mask(shape: Shape, size: usize) -> Vec<bool> {
     // (2x + 1 - size) / size is the centre of pixel x in [-1, 1]; for the mirrored pixel
     // size - 1 - x the numerator is exactly negated, and so is the quotient.
     let coord = |x: usize| (2.0 * x as f64 + 1.0 - size as f64) / size as f64;
-    (0..size * size).map(|p| shape.contains(coord(p % size), coord(p / size))).collect()
+    (0..size * size)
+        .map(|p| shape.contains(coord(p % size), coord(p / size)))
+        .collect()
 }
 
 /// What to generate: the seed, the sizes and the number of classes.
@@ -248,7 +268,13 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig { seed: 0, train_per_class: 500, test_per_class: 100, size: 32, classes: 10 }
+        SyntheticConfig {
+            seed: 0,
+            train_per_class: 500,
+            test_per_class: 100,
+            size: 32,
+            classes: 10,
+        }
     }
 }
 
@@ -257,7 +283,11 @@ impl SyntheticConfig {
     /// space.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_CLASSES).contains(&self.classes) {
-            return Err(DataError::invalid("synthetic classes", self.classes, format!("must be in 1..={MAX_CLASSES}")));
+            return Err(DataError::invalid(
+                "synthetic classes",
+                self.classes,
+                format!("must be in 1..={MAX_CLASSES}"),
+            ));
         }
         if !(MIN_SIZE..=MAX_SIZE).contains(&self.size) {
             return Err(DataError::invalid(
@@ -306,7 +336,11 @@ impl SyntheticConfig {
                     return name.to_string();
                 }
                 let f = k / NUM_SHAPES;
-                format!("{name}-hue{}-{}", f * 360 / families, (f + 1) * 360 / families)
+                format!(
+                    "{name}-hue{}-{}",
+                    f * 360 / families,
+                    (f + 1) * 360 / families
+                )
             })
             .collect()
     }
@@ -316,7 +350,7 @@ impl SyntheticConfig {
     /// that arrow's class is beyond `classes` (its flip belongs to no class).
     pub fn mirrored_label(&self, label: u32) -> Option<u32> {
         let k = label as usize;
-        let mirrored = k - k % NUM_SHAPES + shape_index(shape_of(label).mirror());
+        let mirrored = k - k % NUM_SHAPES + shape_of(label).mirror().index();
         (mirrored < self.classes).then_some(mirrored as u32)
     }
 
@@ -334,7 +368,11 @@ impl SyntheticConfig {
                 DataError::invalid(
                     field,
                     self.per_class(split),
-                    format!("{} classes × {} bytes per image overflows memory", self.classes, self.image_shape().len()),
+                    format!(
+                        "{} classes × {} bytes per image overflows memory",
+                        self.classes,
+                        self.image_shape().len()
+                    ),
                 )
             })
     }
@@ -343,10 +381,6 @@ impl SyntheticConfig {
 /// The shape class `label` draws.
 pub fn shape_of(label: u32) -> Shape {
     Shape::ALL[label as usize % NUM_SHAPES]
-}
-
-fn shape_index(shape: Shape) -> usize {
-    Shape::ALL.iter().position(|&s| s == shape).expect("every shape is in Shape::ALL")
 }
 
 /// Generates the `split` of the dataset `cfg` describes, in parallel on rayon's pool; the bytes
@@ -359,9 +393,20 @@ pub fn generate(cfg: &SyntheticConfig, split: Split) -> Result<Dataset> {
     cfg.validate()?;
     let shape = cfg.image_shape();
     let mut images = vec![0u8; cfg.split_bytes(split)?];
-    images.par_chunks_mut(shape.len()).enumerate().for_each(|(i, out)| render(cfg, split, i, out));
-    let labels = (0..images.len() / shape.len()).map(|i| cfg.label_of(i)).collect();
-    Dataset::new(format!("synthetic/{split}"), shape, images, labels, cfg.class_names())
+    images
+        .par_chunks_mut(shape.len())
+        .enumerate()
+        .for_each(|(i, out)| render(cfg, split, i, out));
+    let labels = (0..images.len() / shape.len())
+        .map(|i| cfg.label_of(i))
+        .collect();
+    Dataset::new(
+        format!("synthetic/{split}"),
+        shape,
+        images,
+        labels,
+        cfg.class_names(),
+    )
 }
 
 /// Keeps the train and test streams apart (0 is left unused).
@@ -378,12 +423,19 @@ fn render(cfg: &SyntheticConfig, split: Split, index: usize, out: &mut [u8]) {
     let label = cfg.label_of(index);
     let light_on_dark = rng.bernoulli(0.5);
     let mut canvas = Canvas::new(cfg.size, &Gradient::random(&mut rng, light_on_dark));
-    let clutter: Vec<Clutter> = (0..rng.range_inclusive(3, 8)).map(|_| Clutter::random(&mut rng, cfg.size)).collect();
-    let (front, behind): (Vec<_>, Vec<_>) = clutter.iter().partition(|c| c.in_front());
+    let clutter: Vec<Clutter> = (0..rng.range_inclusive(3, 8))
+        .map(|_| Clutter::random(&mut rng, cfg.size))
+        .collect();
+    let (front, behind): (Vec<_>, Vec<_>) = clutter.iter().partition(|c| c.front);
     for c in behind {
         c.paint(&mut canvas);
     }
-    let colour = foreground(&mut rng, label as usize / NUM_SHAPES, cfg.families(), light_on_dark);
+    let colour = foreground(
+        &mut rng,
+        label as usize / NUM_SHAPES,
+        cfg.families(),
+        light_on_dark,
+    );
     let placement = Placement::random(&mut rng, cfg.size);
     let glyph = shape_of(label);
     canvas.paint(placement.bounds(cfg.size), colour, |x, y| {
@@ -433,7 +485,11 @@ fn hsv(h: f64, s: f64, v: f64) -> Rgb {
 
 /// A dull colour for the background: dark when the glyph is light and the other way round.
 fn background_colour(rng: &mut Rng, light_on_dark: bool) -> Rgb {
-    let (lo, hi) = if light_on_dark { (0.05, 0.35) } else { (0.65, 1.0) };
+    let (lo, hi) = if light_on_dark {
+        (0.05, 0.35)
+    } else {
+        (0.65, 1.0)
+    };
     let (h, s) = (rng.next_f64(), uniform(rng, 0.0, 0.45));
     hsv(h, s, uniform(rng, lo, hi))
 }
@@ -449,7 +505,11 @@ fn foreground(rng: &mut Rng, family: usize, families: usize, light_on_dark: bool
         (f / families as f64, 0.75)
     };
     let s = uniform(rng, s_lo, 1.0);
-    let (v_lo, v_hi) = if light_on_dark { (0.75, 1.0) } else { (0.25, 0.55) };
+    let (v_lo, v_hi) = if light_on_dark {
+        (0.75, 1.0)
+    } else {
+        (0.25, 0.55)
+    };
     hsv(hue, s, uniform(rng, v_lo, v_hi))
 }
 
@@ -464,7 +524,11 @@ impl Gradient {
     fn random(rng: &mut Rng, light_on_dark: bool) -> Self {
         let from = background_colour(rng, light_on_dark);
         let to = background_colour(rng, light_on_dark);
-        Gradient { from, to, dir: direction(rng) }
+        Gradient {
+            from,
+            to,
+            dir: direction(rng),
+        }
     }
 
     /// The colour at `(x, y)` of a `size`-pixel image.
@@ -510,7 +574,13 @@ const SUBSAMPLES: [(f64, f64); 4] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (
 impl Canvas {
     fn new(size: usize, background: &Gradient) -> Self {
         let rgb = (0..size * size)
-            .map(|p| background.at((p % size) as f64 + 0.5, (p / size) as f64 + 0.5, size as f64))
+            .map(|p| {
+                background.at(
+                    (p % size) as f64 + 0.5,
+                    (p / size) as f64 + 0.5,
+                    size as f64,
+                )
+            })
             .collect();
         Canvas { size, rgb }
     }
@@ -520,7 +590,10 @@ impl Canvas {
     fn paint(&mut self, bounds: Bounds, colour: Rgb, inside: impl Fn(f64, f64) -> bool) {
         for y in bounds.y0..bounds.y1 {
             for x in bounds.x0..bounds.x1 {
-                let hits = SUBSAMPLES.iter().filter(|(dx, dy)| inside(x as f64 + dx, y as f64 + dy)).count();
+                let hits = SUBSAMPLES
+                    .iter()
+                    .filter(|(dx, dy)| inside(x as f64 + dx, y as f64 + dy))
+                    .count();
                 if hits > 0 {
                     let alpha = hits as f64 / SUBSAMPLES.len() as f64;
                     let px = &mut self.rgb[y * self.size + x];
@@ -554,8 +627,19 @@ struct Clutter {
 }
 
 enum ClutterKind {
-    Dot { cx: f64, cy: f64, r: f64 },
-    Stroke { x: f64, y: f64, dx: f64, dy: f64, len: f64, half: f64 },
+    Dot {
+        cx: f64,
+        cy: f64,
+        r: f64,
+    },
+    Stroke {
+        x: f64,
+        y: f64,
+        dx: f64,
+        dy: f64,
+        len: f64,
+        half: f64,
+    },
 }
 
 impl Clutter {
@@ -565,17 +649,28 @@ impl Clutter {
         let colour = hsv(rng.next_f64(), rng.next_f64(), rng.next_f64());
         let front = rng.bernoulli(FRONT_CLUTTER);
         let kind = if rng.bernoulli(0.5) {
-            ClutterKind::Dot { cx: x, cy: y, r: uniform(rng, 0.03, 0.1) * s }
+            ClutterKind::Dot {
+                cx: x,
+                cy: y,
+                r: uniform(rng, 0.03, 0.1) * s,
+            }
         } else {
             let (dx, dy) = direction(rng);
             let len = uniform(rng, 0.1, 0.35) * s;
-            ClutterKind::Stroke { x, y, dx, dy, len, half: (uniform(rng, 0.015, 0.035) * s).max(0.5) }
+            ClutterKind::Stroke {
+                x,
+                y,
+                dx,
+                dy,
+                len,
+                half: (uniform(rng, 0.015, 0.035) * s).max(0.5),
+            }
         };
-        Clutter { kind, colour, front }
-    }
-
-    fn in_front(&self) -> bool {
-        self.front
+        Clutter {
+            kind,
+            colour,
+            front,
+        }
     }
 
     fn paint(&self, canvas: &mut Canvas) {
@@ -583,9 +678,18 @@ impl Clutter {
         match self.kind {
             ClutterKind::Dot { cx, cy, r } => {
                 let bounds = Bounds::around(cx, cy, r, r, size);
-                canvas.paint(bounds, colour, |px, py| (px - cx) * (px - cx) + (py - cy) * (py - cy) <= r * r);
+                canvas.paint(bounds, colour, |px, py| {
+                    (px - cx) * (px - cx) + (py - cy) * (py - cy) <= r * r
+                });
             }
-            ClutterKind::Stroke { x, y, dx, dy, len, half } => {
+            ClutterKind::Stroke {
+                x,
+                y,
+                dx,
+                dy,
+                len,
+                half,
+            } => {
                 let (mx, my) = (x + dx * len / 2.0, y + dy * len / 2.0);
                 let bounds = Bounds::around(mx, my, len / 2.0 + half, len / 2.0 + half, size);
                 canvas.paint(bounds, colour, |px, py| {
@@ -621,7 +725,14 @@ impl Placement {
         // so no libm call, and within 0.2° of a uniform angle over ±20°.
         let t = uniform(rng, -TAN_HALF_MAX_ROTATION, TAN_HALF_MAX_ROTATION);
         let (cos, sin) = ((1.0 - t * t) / (1.0 + t * t), 2.0 * t / (1.0 + t * t));
-        let mut p = Placement { cx: 0.0, cy: 0.0, half_w: half * aspect, half_h: half / aspect, cos, sin };
+        let mut p = Placement {
+            cx: 0.0,
+            cy: 0.0,
+            half_w: half * aspect,
+            half_h: half / aspect,
+            cos,
+            sin,
+        };
         let (ex, ey) = p.extent();
         p.cx = Self::centre(rng, ex, s);
         p.cy = Self::centre(rng, ey, s);
@@ -630,13 +741,20 @@ impl Placement {
 
     /// A centre coordinate keeping an extent `e` inside `[0, s]` (the middle if it cannot).
     fn centre(rng: &mut Rng, e: f64, s: f64) -> f64 {
-        if 2.0 * e >= s { s / 2.0 } else { uniform(rng, e, s - e) }
+        if 2.0 * e >= s {
+            s / 2.0
+        } else {
+            uniform(rng, e, s - e)
+        }
     }
 
     /// Half the size of the rotated glyph square's bounding box.
     fn extent(&self) -> (f64, f64) {
         let (c, s) = (self.cos.abs(), self.sin.abs());
-        (c * self.half_w + s * self.half_h, s * self.half_w + c * self.half_h)
+        (
+            c * self.half_w + s * self.half_h,
+            s * self.half_w + c * self.half_h,
+        )
     }
 
     fn bounds(&self, size: usize) -> Bounds {
@@ -664,7 +782,12 @@ struct Noise {
 impl Noise {
     fn new(rng: Rng, sigma: f64) -> Self {
         // (a + b - 255) / 255 with a, b uniform bytes is triangular on (-1, 1), variance 1/6.
-        Noise { rng, bits: 0, left: 0, scale: sigma * 6f64.sqrt() / 255.0 }
+        Noise {
+            rng,
+            bits: 0,
+            left: 0,
+            scale: sigma * 6f64.sqrt() / 255.0,
+        }
     }
 
     fn next(&mut self) -> f64 {

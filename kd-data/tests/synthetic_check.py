@@ -5,10 +5,20 @@ is learnable in about a minute, and that flip hurts exactly the two arrow classe
 Not run by CI. First dump the default dataset (10 classes, 500 + 100 per class, 32x32):
 
     KD_SYNTHETIC_DUMP=/tmp/synth cargo test --release -p kd-data --test synthetic -- --ignored dump
-    python kd-data/tests/synthetic_check.py /tmp/synth [--epochs 3]
+    python kd-data/tests/synthetic_check.py /tmp/synth   # about 3 minutes
 
 The dump is `{train,test}-images.bin` (N x 3 x 32 x 32 u8, CHW) and `{train,test}-labels.bin`
 (N u8). Needs torch and numpy.
+
+Measured (seed 0, torch 2.11 on one CPU thread, about 40 s per run):
+
+    10 epochs, 500/class    none 0.922  crop 0.885  flip 0.841  crop+flip 0.819
+                            (flip: arrows 0.54 and 0.39, the other classes 0.935)
+    --per-class 100 --epochs 60 --settings none,crop
+                            none 0.836 (train 1.000)  crop 0.887 (train 0.979)
+
+Crop slows the short run down but helps once the network overfits scarce data; flip costs the
+arrow pair, which it makes indistinguishable.
 """
 
 import argparse
@@ -94,7 +104,7 @@ def predict(model, x):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=1, help="runs per setting, averaged")
     parser.add_argument("--settings", default="none,crop,flip,crop+flip")
     parser.add_argument("--per-class", type=int, help="train on the first N images of each class only")
