@@ -16,7 +16,11 @@ pub struct ImageShape {
 impl ImageShape {
     /// A shape of `channels × height × width`.
     pub const fn new(channels: usize, height: usize, width: usize) -> Self {
-        ImageShape { channels, height, width }
+        ImageShape {
+            channels,
+            height,
+            width,
+        }
     }
 
     /// Number of bytes of one image.

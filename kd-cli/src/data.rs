@@ -1,6 +1,8 @@
 //! `kd data …`: download, describe and export datasets.
 
-use crate::cli::{CifarFormat, DataCommand, DownloadArgs, DownloadDataset, ExportArgs, InfoArgs, SplitArg};
+use crate::cli::{
+    CifarFormat, DataCommand, DownloadArgs, DownloadDataset, ExportArgs, InfoArgs, SplitArg,
+};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kd_data::download::{self, DatasetId, DownloadOptions};
@@ -44,7 +46,11 @@ fn run_download(args: &DownloadArgs, quiet: bool) -> Result<()> {
     }
     let report = download::download(dataset, &opts)?;
     if report.nothing_to_do() {
-        println!("{} is already in {}: nothing to download", report.source, report.data_dir.display());
+        println!(
+            "{} is already in {}: nothing to download",
+            report.source,
+            report.data_dir.display()
+        );
     } else {
         print!("{report}");
         println!("ready: {}", report.data_dir.display());
@@ -93,7 +99,7 @@ fn run_info(args: &InfoArgs) -> Result<()> {
 pub fn open(dir: &std::path::Path, split: Split) -> Result<Dataset> {
     if dir.as_os_str() == "synthetic" {
         let cfg = kd_data::synthetic::SyntheticConfig::default();
-        return Ok(kd_data::synthetic::generate(&cfg, split));
+        return Ok(kd_data::synthetic::generate(&cfg, split)?);
     }
     Ok(detect::open(dir, split)?)
 }
@@ -107,8 +113,15 @@ fn run_export(args: &ExportArgs) -> Result<()> {
     let files = export::export_samples(&ds, &picked, &args.out)?;
     let images: Vec<&[u8]> = picked.iter().map(|&i| ds.image(i)).collect();
     let grid = args.out.join("grid.png");
-    export::write_grid(&grid, &images, ds.shape(), args.per_class.max(1), args.scale, 2)
-        .with_context(|| format!("writing {}", grid.display()))?;
+    export::write_grid(
+        &grid,
+        &images,
+        ds.shape(),
+        args.per_class.max(1),
+        args.scale,
+        2,
+    )
+    .with_context(|| format!("writing {}", grid.display()))?;
     println!(
         "wrote {} images of {} ({} per class) and {} (one row per class)",
         files.len(),

@@ -15,14 +15,22 @@ use std::time::Instant;
 
 /// Runs `kd demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     println!("kd demo: the data pipeline on the built-in synthetic dataset (no download)\n");
 
-    let cfg = SyntheticConfig { seed: args.seed, ..SyntheticConfig::default() };
+    let cfg = SyntheticConfig {
+        seed: args.seed,
+        ..SyntheticConfig::default()
+    };
     let t = Instant::now();
     let train = Arc::new(synthetic::generate(&cfg, Split::Train)?);
     let test = synthetic::generate(&cfg, Split::Test)?;
-    println!("1. dataset, generated from seed {} in {:.2} s", args.seed, t.elapsed().as_secs_f64());
+    println!(
+        "1. dataset, generated from seed {} in {:.2} s",
+        args.seed,
+        t.elapsed().as_secs_f64()
+    );
     describe(&train);
     describe(&test);
     println!("   classes: {}", train.classes().join(", "));
@@ -36,39 +44,88 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let subset = Subset::select(&train, &spec, None)?;
     subset.save(&subset_file)?;
     let reread = Subset::load(&subset_file, &train)?;
-    ensure!(reread == subset, "{} did not read back as written", subset_file.display());
+    ensure!(
+        reread == subset,
+        "{} did not read back as written",
+        subset_file.display()
+    );
     println!(
         "2. subset δ = 0.5 (classes), ζ = 0.2 (samples per class): {} of {} samples in classes {:?}",
         subset.len(),
         train.len(),
         subset.classes()
     );
-    println!("   saved to {} and read back identical\n", subset_file.display());
+    println!(
+        "   saved to {} and read back identical\n",
+        subset_file.display()
+    );
 
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let config = LoaderConfig { batch_size: args.batch_size, seed: args.seed, workers: threads, ..LoaderConfig::default() };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let config = LoaderConfig {
+        batch_size: args.batch_size,
+        seed: args.seed,
+        workers: threads,
+        ..LoaderConfig::default()
+    };
     let loader = Loader::new(Arc::clone(&train), config.clone())?;
-    println!("3. loader: batch {}, {} batches per epoch, order from (seed, epoch)", args.batch_size, loader.len());
+    println!(
+        "3. loader: batch {}, {} batches per epoch, order from (seed, epoch)",
+        args.batch_size,
+        loader.len()
+    );
     for batch in loader.epoch(0).take(2) {
         show(&batch);
     }
 
-    let one = Loader::new(Arc::clone(&train), LoaderConfig { workers: 1, ..config.clone() })?;
+    let one = Loader::new(
+        Arc::clone(&train),
+        LoaderConfig {
+            workers: 1,
+            ..config.clone()
+        },
+    )?;
     let (h1, h2) = (epoch_hash(&one, 0), epoch_hash(&loader, 0));
-    ensure!(h1 == h2, "batches differ between 1 and {threads} worker threads");
+    ensure!(
+        h1 == h2,
+        "batches differ between 1 and {threads} worker threads"
+    );
     println!("   epoch 0 with 1 and with {threads} worker threads: identical (hash {h1:016x})");
-    ensure!(epoch_hash(&loader, 1) != h1, "epochs 0 and 1 have the same order");
+    ensure!(
+        epoch_hash(&loader, 1) != h1,
+        "epochs 0 and 1 have the same order"
+    );
     println!("   epoch 1 has a different order, as it should\n");
 
-    println!("4. throughput, one epoch of {} images", loader.num_samples());
-    let norm = Normalization::new(&to_f32(&train.channel_stats().0), &to_f32(&train.channel_stats().1));
-    for (label, output) in [("u8 batches", OutputFormat::U8), ("f32 normalised", OutputFormat::F32(norm))] {
+    println!(
+        "4. throughput, one epoch of {} images",
+        loader.num_samples()
+    );
+    let norm = Normalization::new(
+        &to_f32(&train.channel_stats().0),
+        &to_f32(&train.channel_stats().1),
+    );
+    for (label, output) in [
+        ("u8 batches", OutputFormat::U8),
+        ("f32 normalised", OutputFormat::F32(norm)),
+    ] {
         for workers in [1, threads] {
-            let l = Loader::new(Arc::clone(&train), LoaderConfig { workers, output: output.clone(), ..config.clone() })?;
+            let l = Loader::new(
+                Arc::clone(&train),
+                LoaderConfig {
+                    workers,
+                    output: output.clone(),
+                    ..config.clone()
+                },
+            )?;
             let t = Instant::now();
             let n: usize = l.epoch(0).map(|b| b.len()).sum();
             let rate = n as f64 / t.elapsed().as_secs_f64();
-            println!("   {label:<15} {workers} thread(s): {:>10.0} images/s", rate);
+            println!(
+                "   {label:<15} {workers} thread(s): {:>10.0} images/s",
+                rate
+            );
         }
     }
     println!("\nNext: `kd data download cifar100 --root data`, then `kd data info data`.");
@@ -101,8 +158,12 @@ fn to_f32(v: &[f64]) -> Vec<f32> {
 
 fn write_samples(ds: &Dataset, path: &std::path::Path) -> Result<()> {
     const PER_CLASS: usize = 8;
-    let images: Vec<&[u8]> =
-        ds.indices_by_class().iter().flat_map(|idx| idx.iter().take(PER_CLASS)).map(|&i| ds.image(i)).collect();
+    let images: Vec<&[u8]> = ds
+        .indices_by_class()
+        .iter()
+        .flat_map(|idx| idx.iter().take(PER_CLASS))
+        .map(|&i| ds.image(i))
+        .collect();
     export::write_grid(path, &images, ds.shape(), PER_CLASS, 3, 2)?;
     Ok(())
 }
@@ -135,7 +196,9 @@ fn epoch_hash(loader: &Loader, epoch: u64) -> u64 {
             BatchImages::F32(v) => v.iter().for_each(|x| eat(&x.to_le_bytes())),
         }
         b.labels.iter().for_each(|l| eat(&l.to_le_bytes()));
-        b.indices.iter().for_each(|i| eat(&(*i as u64).to_le_bytes()));
+        b.indices
+            .iter()
+            .for_each(|i| eat(&(*i as u64).to_le_bytes()));
     }
     h
 }

@@ -35,8 +35,8 @@ mod kd_core_info {
 /// Runs `kd doctor`.
 pub fn run(args: &DoctorArgs) -> Result<()> {
     let out = engine::run_captured(&["engine-probe"])?;
-    let report: RuntimeReport =
-        serde_json::from_slice(&out.stdout).context("kd-engine printed an unreadable runtime report")?;
+    let report: RuntimeReport = serde_json::from_slice(&out.stdout)
+        .context("kd-engine printed an unreadable runtime report")?;
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["kd_version"] = env!("CARGO_PKG_VERSION").into();
@@ -61,12 +61,28 @@ fn render(r: &RuntimeReport) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
     let mut s = String::new();
     s += &format!("kd          {}\n", env!("CARGO_PKG_VERSION"));
-    let lib = r.libtorch_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "?".into());
-    let found = r.libtorch_version.clone().unwrap_or_else(|| "unknown version".into());
-    s += &format!("libtorch    {found} (kd is built against {})\n            {lib}\n", r.built_against);
+    let lib = r
+        .libtorch_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "?".into());
+    let found = r
+        .libtorch_version
+        .clone()
+        .unwrap_or_else(|| "unknown version".into());
+    s += &format!(
+        "libtorch    {found} (kd is built against {})\n            {lib}\n",
+        r.built_against
+    );
     if r.cuda_available {
-        let rt = r.cuda_runtime.map(cuda_version).unwrap_or_else(|| "?".into());
-        s += &format!("CUDA        available: {} device(s), CUDA runtime {rt}\n", r.cuda_devices);
+        let rt = r
+            .cuda_runtime
+            .map(cuda_version)
+            .unwrap_or_else(|| "?".into());
+        s += &format!(
+            "CUDA        available: {} device(s), CUDA runtime {rt}\n",
+            r.cuda_devices
+        );
     } else if r.cuda_build && !r.cuda_library_loaded {
         s += "CUDA        OFF: libtorch_cuda.so exists but is not loaded; kd-engine was linked \
                without --no-as-needed (see build/link_torch.rs)\n";

@@ -24,7 +24,9 @@ pub fn engine_path() -> Result<PathBuf> {
 
 /// Why libtorch did not load, in words a user can act on, if `stderr` is the dynamic loader's.
 pub fn explain_load_failure(stderr: &str) -> Option<String> {
-    let line = stderr.lines().find(|l| l.contains("error while loading shared libraries"))?;
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("error while loading shared libraries"))?;
     Some(format!(
         "libtorch could not be loaded: {}\n\
          kd needs PyTorch 2.11.0's libtorch. Run `scripts/setup.sh` from the kd checkout to install it \
@@ -38,13 +40,22 @@ pub fn explain_load_failure(stderr: &str) -> Option<String> {
 /// not load becomes an error that says what to do.
 pub fn run_captured(args: &[&str]) -> Result<Output> {
     let path = engine_path()?;
-    let out = Command::new(&path).args(args).output().map_err(|e| missing_engine(&path, e))?;
+    let out = Command::new(&path)
+        .args(args)
+        .output()
+        .map_err(|e| missing_engine(&path, e))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if let Some(msg) = explain_load_failure(&stderr) {
             bail!(msg);
         }
-        bail!("{} {} failed ({}): {}", path.display(), args.join(" "), out.status, stderr.trim());
+        bail!(
+            "{} {} failed ({}): {}",
+            path.display(),
+            args.join(" "),
+            out.status,
+            stderr.trim()
+        );
     }
     Ok(out)
 }

@@ -8,7 +8,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::EngineProbe => probe(),
-        other => Err(anyhow::anyhow!("kd-engine does not run {other:?}; run it through `kd`")),
+        other => Err(anyhow::anyhow!(
+            "kd-engine does not run {other:?}; run it through `kd`"
+        )),
     };
     if let Err(e) = result {
         eprintln!("kd: error: {e:#}");

@@ -12,7 +12,10 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn fixtures() -> PathBuf {
@@ -54,7 +57,10 @@ fn doctor_explains_a_libtorch_that_does_not_load() {
     let bogus = "/".repeat(lib.len() - 8) + "nowhere/";
     let mut patched = 0;
     let mut i = 0;
-    while let Some(pos) = bytes[i..].windows(lib.len()).position(|w| w == lib.as_bytes()) {
+    while let Some(pos) = bytes[i..]
+        .windows(lib.len())
+        .position(|w| w == lib.as_bytes())
+    {
         bytes[i + pos..i + pos + lib.len()].copy_from_slice(bogus.as_bytes());
         i += pos + lib.len();
         patched += 1;
@@ -68,7 +74,10 @@ fn doctor_explains_a_libtorch_that_does_not_load() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let out = run(kd().arg("doctor").env("KD_ENGINE", &engine).env_remove("LD_LIBRARY_PATH"));
+    let out = run(kd()
+        .arg("doctor")
+        .env("KD_ENGINE", &engine)
+        .env_remove("LD_LIBRARY_PATH"));
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("libtorch could not be loaded"), "{stderr}");
@@ -77,33 +86,57 @@ fn doctor_explains_a_libtorch_that_does_not_load() {
 
 #[test]
 fn doctor_without_an_engine_says_how_to_build_it() {
-    let out = run(kd().arg("doctor").env("KD_ENGINE", "/nonexistent/kd-engine"));
+    let out = run(kd()
+        .arg("doctor")
+        .env("KD_ENGINE", "/nonexistent/kd-engine"));
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("not found") && stderr.contains("cargo build --release -p kd-cli"), "{stderr}");
+    assert!(
+        stderr.contains("not found") && stderr.contains("cargo build --release -p kd-cli"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn data_info_describes_a_dataset_and_names_a_bad_path() {
-    let out = run(kd().args(["data", "info"]).arg(fixtures().join("cifar-10-batches-py")));
+    let out = run(kd()
+        .args(["data", "info"])
+        .arg(fixtures().join("cifar-10-batches-py")));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("cifar10 (python)") && stdout.contains("airplane"), "{stdout}");
+    assert!(
+        stdout.contains("cifar10 (python)") && stdout.contains("airplane"),
+        "{stdout}"
+    );
 
     let out = run(kd().args(["data", "info", "/no/such/dir"]));
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("/no/such/dir") && stderr.contains("not found"), "{stderr}");
+    assert!(
+        stderr.contains("/no/such/dir") && stderr.contains("not found"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn data_export_writes_pngs_of_the_synthetic_dataset() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(kd().args(["data", "export", "synthetic", "--per-class", "2", "--out"]).arg(dir.path()));
+    let out = run(kd()
+        .args(["data", "export", "synthetic", "--per-class", "2", "--out"])
+        .arg(dir.path()));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("wrote 20 images"), "{stdout}");
-    let pngs = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count();
+    let pngs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
     assert_eq!(pngs, 21);
 }
 

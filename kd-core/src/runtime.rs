@@ -60,7 +60,11 @@ impl RuntimeInfo {
             cuda_build,
             cuda_library_loaded: mapped_library(&maps, "libtorch_cuda.so").is_some(),
             cuda_available,
-            cuda_devices: if cuda_available { tch::Cuda::device_count() } else { 0 },
+            cuda_devices: if cuda_available {
+                tch::Cuda::device_count()
+            } else {
+                0
+            },
             cuda_runtime: cuda_available.then(tch::utils::version_cudart),
             cudnn_available,
             cudnn_version: cudnn_available.then(tch::utils::version_cudnn),
@@ -68,7 +72,9 @@ impl RuntimeInfo {
             openmp: tch::utils::has_openmp(),
             intra_op_threads: tch::get_num_threads(),
             inter_op_threads: tch::get_num_interop_threads(),
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
 }

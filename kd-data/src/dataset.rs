@@ -30,23 +30,42 @@ impl Dataset {
     ) -> Result<Self> {
         let name = name.into();
         if shape.is_empty() {
-            return Err(DataError::invalid("image shape", shape, "an image needs at least one pixel"));
+            return Err(DataError::invalid(
+                "image shape",
+                shape,
+                "an image needs at least one pixel",
+            ));
         }
         if images.len() != labels.len() * shape.len() {
             return Err(DataError::invalid(
                 format!("{name}: image bytes"),
                 images.len(),
-                format!("expected {} labels × {} bytes = {}", labels.len(), shape.len(), labels.len() * shape.len()),
+                format!(
+                    "expected {} labels × {} bytes = {}",
+                    labels.len(),
+                    shape.len(),
+                    labels.len() * shape.len()
+                ),
             ));
         }
-        if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes.len()) {
+        if let Some((i, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= classes.len())
+        {
             return Err(DataError::invalid(
                 format!("{name}: label of sample {i}"),
                 l,
                 format!("outside 0..{}", classes.len()),
             ));
         }
-        Ok(Dataset { name, shape, images, labels, classes })
+        Ok(Dataset {
+            name,
+            shape,
+            images,
+            labels,
+            classes,
+        })
     }
 
     /// A short name such as `cifar100/train`.
@@ -126,7 +145,9 @@ impl Dataset {
         let mut sq = vec![0f64; c];
         for img in self.images.chunks_exact(self.shape.len()) {
             for (ch, px) in img.chunks_exact(plane).enumerate() {
-                let (s, q) = px.iter().fold((0u64, 0u64), |(s, q), &p| (s + p as u64, q + (p as u64) * (p as u64)));
+                let (s, q) = px.iter().fold((0u64, 0u64), |(s, q), &p| {
+                    (s + p as u64, q + (p as u64) * (p as u64))
+                });
                 sum[ch] += s as f64;
                 sq[ch] += q as f64;
             }
@@ -204,7 +225,14 @@ mod tests {
     fn tiny() -> Dataset {
         let shape = ImageShape::new(1, 2, 2);
         let images = vec![0, 0, 0, 0, 255, 255, 255, 255, 10, 20, 30, 40];
-        Dataset::new("t", shape, images, vec![0, 1, 1], vec!["a".into(), "b".into()]).unwrap()
+        Dataset::new(
+            "t",
+            shape,
+            images,
+            vec![0, 1, 1],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -222,7 +250,14 @@ mod tests {
     #[test]
     fn rejects_label_out_of_range_and_size_mismatch() {
         let shape = ImageShape::new(1, 1, 1);
-        let e = Dataset::new("x", shape, vec![0, 0], vec![0, 2], vec!["a".into(), "b".into()]).unwrap_err();
+        let e = Dataset::new(
+            "x",
+            shape,
+            vec![0, 0],
+            vec![0, 2],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("label of sample 1"), "{e}");
         let e = Dataset::new("x", shape, vec![0], vec![0, 0], vec!["a".into()]).unwrap_err();
         assert!(e.to_string().contains("image bytes"), "{e}");

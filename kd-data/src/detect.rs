@@ -57,8 +57,12 @@ impl Found {
         match self {
             Found::Cifar(c) => c.load(split, Cifar100Labels::Fine),
             Found::Mnist { variant, dir } => mnist::load(dir, split, *variant),
-            Found::TinyImageNet(dir) => folder::load_tiny_imagenet(dir, split, &FolderOptions::default()),
-            Found::ImageFolder(dir) => folder::load_image_folder(dir, split, &FolderOptions::default()),
+            Found::TinyImageNet(dir) => {
+                folder::load_tiny_imagenet(dir, split, &FolderOptions::default())
+            }
+            Found::ImageFolder(dir) => {
+                folder::load_image_folder(dir, split, &FolderOptions::default())
+            }
         }
     }
 }
@@ -101,7 +105,10 @@ fn find_mnist(root: &Path) -> Option<Found> {
     for variant in [MnistVariant::FashionMnist, MnistVariant::Mnist] {
         let named = root.join(variant.torchvision_dir()).join("raw");
         if mnist::find(&named, variant).is_some() {
-            return Some(Found::Mnist { variant, dir: named });
+            return Some(Found::Mnist {
+                variant,
+                dir: named,
+            });
         }
     }
     let dir = mnist::find(root, MnistVariant::Mnist)?;
@@ -161,14 +168,25 @@ pub fn describe(root: &Path) -> Result<DatasetInfo> {
         match found.open(split) {
             Ok(ds) => {
                 let (mean, std) = ds.channel_stats();
-                splits.push(SplitInfo { split, samples: ds.len(), class_counts: ds.class_counts(), mean, std });
+                splits.push(SplitInfo {
+                    split,
+                    samples: ds.len(),
+                    class_counts: ds.class_counts(),
+                    mean,
+                    std,
+                });
                 first.get_or_insert(ds);
             }
             Err(e @ DataError::NotFound { .. }) => missing.push(format!("{split}: {e}")),
             Err(e) => return Err(e),
         }
     }
-    let ds = first.ok_or_else(|| DataError::format(found.dir(), format!("no split could be read: {}", missing.join("; "))))?;
+    let ds = first.ok_or_else(|| {
+        DataError::format(
+            found.dir(),
+            format!("no split could be read: {}", missing.join("; ")),
+        )
+    })?;
     Ok(DatasetInfo {
         format: found.format_name(),
         path: found.dir().to_path_buf(),
@@ -183,21 +201,52 @@ impl fmt::Display for DatasetInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "format   {}", self.format)?;
         writeln!(f, "path     {}", self.path.display())?;
-        writeln!(f, "images   {} (channels × height × width), u8", self.image_shape)?;
+        writeln!(
+            f,
+            "images   {} (channels × height × width), u8",
+            self.image_shape
+        )?;
         writeln!(f, "classes  {}", self.classes.len())?;
         for s in &self.splits {
             let (lo, hi) = min_max(&s.class_counts);
-            let per_class = if lo == hi { format!("{lo} per class") } else { format!("{lo}..{hi} per class") };
-            let stats: Vec<String> =
-                s.mean.iter().zip(&s.std).map(|(m, d)| format!("{m:.4}±{d:.4}")).collect();
-            writeln!(f, "{:<8} {} samples, {per_class}; pixel mean±std {}", s.split.as_str(), s.samples, stats.join(" "))?;
+            let per_class = if lo == hi {
+                format!("{lo} per class")
+            } else {
+                format!("{lo}..{hi} per class")
+            };
+            let stats: Vec<String> = s
+                .mean
+                .iter()
+                .zip(&s.std)
+                .map(|(m, d)| format!("{m:.4}±{d:.4}"))
+                .collect();
+            writeln!(
+                f,
+                "{:<8} {} samples, {per_class}; pixel mean±std {}",
+                s.split.as_str(),
+                s.samples,
+                stats.join(" ")
+            )?;
         }
         for m in &self.missing {
             writeln!(f, "missing  {m}")?;
         }
-        writeln!(f, "\n{:>5}  {:<24} {}", "label", "class", self.splits.iter().map(|s| format!("{:>7}", s.split.as_str())).collect::<String>())?;
+        writeln!(
+            f,
+            "\n{:>5}  {:<24} {}",
+            "label",
+            "class",
+            self.splits
+                .iter()
+                .map(|s| format!("{:>7}", s.split.as_str()))
+                .collect::<String>()
+        )?;
         for (label, name) in self.classes.iter().enumerate() {
-            let counts: String = self.splits.iter().map(|s| format!("{:>7}", s.class_counts[label])).collect();
+            let counts: String = self
+                .splits
+                .iter()
+                .map(|s| format!("{:>7}", s.class_counts[label]))
+                .collect();
             writeln!(f, "{label:>5}  {name:<24} {counts}")?;
         }
         Ok(())
@@ -205,7 +254,10 @@ impl fmt::Display for DatasetInfo {
 }
 
 fn min_max(v: &[usize]) -> (usize, usize) {
-    (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0))
+    (
+        v.iter().copied().min().unwrap_or(0),
+        v.iter().copied().max().unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

@@ -84,7 +84,10 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::NotFound { path, hint: String::new() }
+            DataError::NotFound {
+                path,
+                hint: String::new(),
+            }
         } else {
             DataError::Io { path, source }
         }
@@ -92,12 +95,19 @@ impl DataError {
 
     /// A [`DataError::Format`] for `path`.
     pub fn format(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
-        DataError::Format { path: path.into(), what: what.into() }
+        DataError::Format {
+            path: path.into(),
+            what: what.into(),
+        }
     }
 
     /// A [`DataError::InvalidArgument`].
     pub fn invalid(name: impl Into<String>, value: impl ToString, why: impl Into<String>) -> Self {
-        DataError::InvalidArgument { name: name.into(), value: value.to_string(), why: why.into() }
+        DataError::InvalidArgument {
+            name: name.into(),
+            value: value.to_string(),
+            why: why.into(),
+        }
     }
 }
 

@@ -18,12 +18,18 @@ pub struct Normalization {
 impl Normalization {
     /// A normalisation from explicit per-channel constants.
     pub fn new(mean: &[f32], std: &[f32]) -> Self {
-        Normalization { mean: mean.to_vec(), std: std.to_vec() }
+        Normalization {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        }
     }
 
     /// The named constants: see [`PRESETS`] for the names.
     pub fn preset(name: &str) -> Option<Self> {
-        PRESETS.iter().find(|p| p.0 == name).map(|p| Normalization::new(p.1, p.2))
+        PRESETS
+            .iter()
+            .find(|p| p.0 == name)
+            .map(|p| Normalization::new(p.1, p.2))
     }
 
     /// The constants a reference uses by default for a dataset name (`cifar10`, `cifar100`,
@@ -47,7 +53,12 @@ pub const PRESETS: &[(&str, &[f32], &[f32], &str)] = &[
         &[0.2673, 0.2564, 0.2762],
         "kd_data, tools/data_setter.py",
     ),
-    ("cifar10", &[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010], "kd_data, tools/data_setter.py"),
+    (
+        "cifar10",
+        &[0.4914, 0.4822, 0.4465],
+        &[0.2023, 0.1994, 0.2010],
+        "kd_data, tools/data_setter.py",
+    ),
     (
         "cifar10-autoaugment",
         &[0.4914, 0.4822, 0.4465],
@@ -60,9 +71,19 @@ pub const PRESETS: &[(&str, &[f32], &[f32], &str)] = &[
         &[0.2770, 0.2691, 0.2821],
         "kd_data, tools/data_setter.py",
     ),
-    ("imagenet", &[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225], "torchvision; Good-DA-in-KD for Tiny-ImageNet"),
+    (
+        "imagenet",
+        &[0.485, 0.456, 0.406],
+        &[0.229, 0.224, 0.225],
+        "torchvision; Good-DA-in-KD for Tiny-ImageNet",
+    ),
     ("mnist", &[0.1307], &[0.3081], "PyTorch's MNIST example"),
-    ("fashion-mnist", &[0.2860], &[0.3530], "the training set's pixel statistics"),
+    (
+        "fashion-mnist",
+        &[0.2860],
+        &[0.3530],
+        "the training set's pixel statistics",
+    ),
 ];
 
 #[cfg(test)]
@@ -76,7 +97,10 @@ mod tests {
             assert!(std.iter().all(|&s| s > 0.0), "{name}");
             assert!(Normalization::preset(name).is_some());
         }
-        assert_eq!(Normalization::for_dataset("cifar100").unwrap().mean, vec![0.5071, 0.4867, 0.4408]);
+        assert_eq!(
+            Normalization::for_dataset("cifar100").unwrap().mean,
+            vec![0.5071, 0.4867, 0.4408]
+        );
         assert!(Normalization::preset("nope").is_none());
     }
 }

@@ -20,9 +20,15 @@ fn finds_cifar_python_from_the_parent_folder_and_describes_both_splits() {
     assert_eq!(info.classes.len(), 100);
     assert_eq!(info.image_shape, ImageShape::new(3, 32, 32));
     assert_eq!(info.splits.len(), 2);
-    assert_eq!(info.splits[0].samples, info.splits[0].class_counts.iter().sum::<usize>());
+    assert_eq!(
+        info.splits[0].samples,
+        info.splits[0].class_counts.iter().sum::<usize>()
+    );
     let text = info.to_string();
-    assert!(text.contains("cifar100 (python)") && text.contains("apple"), "{text}");
+    assert!(
+        text.contains("cifar100 (python)") && text.contains("apple"),
+        "{text}"
+    );
 
     let ds = detect::open(&fixtures().join("cifar-10-batches-py"), Split::Test).unwrap();
     assert_eq!(ds.name(), "cifar10/test");
@@ -31,19 +37,30 @@ fn finds_cifar_python_from_the_parent_folder_and_describes_both_splits() {
 
 #[test]
 fn fashion_mnist_is_named_from_its_path() {
-    let Some(dir) = common::fashion_mnist() else { return };
+    let Some(dir) = common::fashion_mnist() else {
+        return;
+    };
     let found = detect::find(&dir).unwrap();
     assert!(matches!(found, Found::Mnist { .. }));
     assert_eq!(found.format_name(), "fashion-mnist (idx)");
     let info = detect::describe(&dir).unwrap();
     assert_eq!(info.classes[0], "T-shirt/top");
-    assert_eq!(info.splits.iter().map(|s| s.samples).collect::<Vec<_>>(), vec![60000, 10000]);
-    assert!(info.splits.iter().all(|s| s.class_counts.iter().all(|&c| c == s.samples / 10)));
+    assert_eq!(
+        info.splits.iter().map(|s| s.samples).collect::<Vec<_>>(),
+        vec![60000, 10000]
+    );
+    assert!(
+        info.splits
+            .iter()
+            .all(|s| s.class_counts.iter().all(|&c| c == s.samples / 10))
+    );
 }
 
 #[test]
 fn an_image_folder_with_train_and_test() {
-    let Some(root) = common::unpacked("cifar10-jpg.tar.gz") else { return };
+    let Some(root) = common::unpacked("cifar10-jpg.tar.gz") else {
+        return;
+    };
     let root = root.join("cifar10_jpg_yoongikim");
     let found = detect::find(&root).unwrap();
     assert_eq!(found, Found::ImageFolder(root.clone()));

@@ -6,7 +6,11 @@
 /// # Panics
 /// If `logits.len()` is not `labels.len() * classes`, or a label is not below `classes`.
 pub fn top_k_correct(logits: &[f32], labels: &[usize], classes: usize, k: usize) -> usize {
-    assert_eq!(logits.len(), labels.len() * classes, "logits are not [n, classes]");
+    assert_eq!(
+        logits.len(),
+        labels.len() * classes,
+        "logits are not [n, classes]"
+    );
     logits
         .chunks_exact(classes)
         .zip(labels)

@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 /// `../shared/datasets` beside the repository, or `$KD_SHARED_DATASETS`; `None` (and a message
 /// saying why) when absent, so the caller can skip.
 pub fn shared_datasets() -> Option<PathBuf> {
-    let dir = std::env::var_os("KD_SHARED_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
-    });
+    let dir = std::env::var_os("KD_SHARED_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: {} not found (set KD_SHARED_DATASETS to the shared datasets folder)", dir.display());
+        eprintln!(
+            "skipping: {} not found (set KD_SHARED_DATASETS to the shared datasets folder)",
+            dir.display()
+        );
         None
     }
 }
@@ -26,7 +29,9 @@ pub fn unpacked(name: &str) -> Option<PathBuf> {
         eprintln!("skipping: {} not found", archive.display());
         return None;
     }
-    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-data").join(name.trim_end_matches(".tar.gz"));
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("shared-data")
+        .join(name.trim_end_matches(".tar.gz"));
     if dest.is_dir() {
         return Some(dest);
     }
@@ -36,7 +41,9 @@ pub fn unpacked(name: &str) -> Option<PathBuf> {
     std::fs::create_dir_all(parent).unwrap();
     let tmp = tempfile_dir(parent);
     let file = std::fs::File::open(&archive).unwrap();
-    tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(&tmp).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(&tmp)
+        .unwrap();
     if std::fs::rename(&tmp, &dest).is_err() {
         // Somebody else won the race; theirs is complete.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -49,7 +56,10 @@ fn tempfile_dir(parent: &Path) -> PathBuf {
         ".unpack-{}-{:?}-{}",
         std::process::id(),
         std::thread::current().id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     let p = parent.join(unique);
     std::fs::create_dir_all(&p).unwrap();
@@ -62,7 +72,9 @@ pub fn fashion_mnist() -> Option<PathBuf> {
     if dir.join("train-images-idx3-ubyte.gz").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipping: Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)");
+        eprintln!(
+            "skipping: Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)"
+        );
         None
     }
 }
