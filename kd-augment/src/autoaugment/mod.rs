@@ -42,7 +42,9 @@ mod policy;
 mod randaugment;
 mod trivial;
 
-pub use policy::{AutoAugment, AutoAugmentDecision, AutoAugmentPolicy, PolicyOp, SubPolicy, magnitude_v010};
+pub use policy::{
+    AutoAugment, AutoAugmentDecision, AutoAugmentPolicy, PolicyOp, SubPolicy, magnitude_v010,
+};
 pub use randaugment::RandAugment;
 pub use trivial::TrivialAugmentWide;
 
@@ -154,7 +156,11 @@ impl AutoOp {
     pub const fn is_geometric(self) -> bool {
         matches!(
             self,
-            AutoOp::ShearX | AutoOp::ShearY | AutoOp::TranslateX | AutoOp::TranslateY | AutoOp::Rotate
+            AutoOp::ShearX
+                | AutoOp::ShearY
+                | AutoOp::TranslateX
+                | AutoOp::TranslateY
+                | AutoOp::Rotate
         )
     }
 }
@@ -196,7 +202,14 @@ enum Semantics {
 /// # Panics
 /// If the buffers do not hold one image of `shape`, Color/Contrast get neither 1 nor 3
 /// channels, a colour factor `1 + m` is negative, or Posterize bits are outside 0..=8.
-pub fn apply_op(op: AutoOp, magnitude: f64, fill: u8, input: &[u8], shape: ImageShape, out: &mut [u8]) {
+pub fn apply_op(
+    op: AutoOp,
+    magnitude: f64,
+    fill: u8,
+    input: &[u8],
+    shape: ImageShape,
+    out: &mut [u8],
+) {
     apply_op_with(Semantics::V010, op, magnitude, fill, input, shape, out);
 }
 
@@ -207,7 +220,14 @@ pub fn apply_op(op: AutoOp, magnitude: f64, fill: u8, input: &[u8], shape: Image
 ///
 /// # Panics
 /// As [`apply_op`].
-pub fn apply_op_current(op: AutoOp, magnitude: f64, fill: u8, input: &[u8], shape: ImageShape, out: &mut [u8]) {
+pub fn apply_op_current(
+    op: AutoOp,
+    magnitude: f64,
+    fill: u8,
+    input: &[u8],
+    shape: ImageShape,
+    out: &mut [u8],
+) {
     apply_op_with(Semantics::Current, op, magnitude, fill, input, shape, out);
 }
 
@@ -222,7 +242,11 @@ fn apply_op_with(
 ) {
     let shear = |sx: f64, sy: f64| AffineParams {
         shear: [sx, sy],
-        center: if sem == Semantics::Current { Some([0.0, 0.0]) } else { None },
+        center: if sem == Semantics::Current {
+            Some([0.0, 0.0])
+        } else {
+            None
+        },
         ..AffineParams::IDENTITY
     };
     let shear_deg = |m: f64| match sem {
@@ -239,11 +263,17 @@ fn apply_op_with(
         AutoOp::ShearX => ops::affine(input, shape, &shear(shear_deg(m), 0.0), fill, out),
         AutoOp::ShearY => ops::affine(input, shape, &shear(0.0, shear_deg(m)), fill, out),
         AutoOp::TranslateX => {
-            let p = AffineParams { translate: [pixels(m, shape.width), 0.0], ..AffineParams::IDENTITY };
+            let p = AffineParams {
+                translate: [pixels(m, shape.width), 0.0],
+                ..AffineParams::IDENTITY
+            };
             ops::affine(input, shape, &p, fill, out)
         }
         AutoOp::TranslateY => {
-            let p = AffineParams { translate: [0.0, pixels(m, shape.height)], ..AffineParams::IDENTITY };
+            let p = AffineParams {
+                translate: [0.0, pixels(m, shape.height)],
+                ..AffineParams::IDENTITY
+            };
             ops::affine(input, shape, &p, fill, out)
         }
         AutoOp::Rotate => ops::rotate(input, shape, m, fill, out),
@@ -253,7 +283,10 @@ fn apply_op_with(
         AutoOp::Sharpness => ops::adjust_sharpness(input, shape, 1.0 + m, out),
         AutoOp::Posterize => {
             let bits = m.trunc();
-            assert!((0.0..=8.0).contains(&bits), "posterize bits {bits} must be in 0..=8");
+            assert!(
+                (0.0..=8.0).contains(&bits),
+                "posterize bits {bits} must be in 0..=8"
+            );
             ops::posterize(input, shape, bits as u32, out)
         }
         AutoOp::Solarize => ops::solarize(input, shape, m, out),
@@ -287,8 +320,20 @@ fn check_image(input: &[u8], shape: ImageShape, out: &[u8]) {
         shape.channels == 1 || shape.channels == 3,
         "AutoAugment-style transforms need 1 or 3 channels, got shape {shape}"
     );
-    assert_eq!(input.len(), shape.len(), "input has {} bytes, shape {shape} needs {}", input.len(), shape.len());
-    assert_eq!(out.len(), shape.len(), "output has {} bytes, shape {shape} needs {}", out.len(), shape.len());
+    assert_eq!(
+        input.len(),
+        shape.len(),
+        "input has {} bytes, shape {shape} needs {}",
+        input.len(),
+        shape.len()
+    );
+    assert_eq!(
+        out.len(),
+        shape.len(),
+        "output has {} bytes, shape {shape} needs {}",
+        out.len(),
+        shape.len()
+    );
 }
 
 thread_local! {
@@ -346,7 +391,12 @@ impl Chain<'_> {
 /// Runs `f` with a [`Chain`] from `input` to `out`, then leaves the result in `out`.
 fn with_chain<R>(input: &[u8], out: &mut [u8], f: impl FnOnce(&mut Chain<'_>) -> R) -> R {
     let run = |scratch: &mut [u8], out: &mut [u8]| {
-        let mut chain = Chain { input, out, scratch, at: At::Input };
+        let mut chain = Chain {
+            input,
+            out,
+            scratch,
+            at: At::Input,
+        };
         let r = f(&mut chain);
         chain.finish();
         r
@@ -384,7 +434,12 @@ mod tests {
 
     #[test]
     fn linspace_ends_are_exact() {
-        for &(a, b, n) in &[(0.0, 0.3, 10), (256.0, 0.0, 10), (0.0, 0.99, 31), (255.0, 0.0, 31)] {
+        for &(a, b, n) in &[
+            (0.0, 0.3, 10),
+            (256.0, 0.0, 10),
+            (0.0, 0.99, 31),
+            (255.0, 0.0, 31),
+        ] {
             assert_eq!(linspace_f32(a, b, n, 0), a as f32);
             assert_eq!(linspace_f32(a, b, n, n - 1), b as f32);
         }

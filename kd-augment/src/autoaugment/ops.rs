@@ -18,13 +18,20 @@
 //! `_get_inverse_affine_matrix` (in f64), round it to f32, and sample with
 //! `grid_sample(mode="nearest", padding_mode="zeros", align_corners=False)` over a grid whose
 //! origin is the image centre and whose points are pixel centres. [`warp`] reproduces that
-//! float32 pipeline step by step: the grid product as torch 2.11's CPU kernel evaluates it
-//! (`x·r₀` rounded, then `y·r₁` added with one rounding, then `r₂`), the unnormalisation
-//! `(g + 1)·(size/2) − 0.5`, round-half-to-even, and the bounds test. On 400 random affine
-//! and rotation problems (sizes 2–40, any angle, shear and centre) it picked the same source
-//! pixel as torchvision for every output pixel. A different BLAS kernel could round the grid
-//! differently in the last bit; that changes a pixel only when its source coordinate lies
-//! within about 10⁻⁶ pixel of a half-integer.
+//! float32 pipeline step by step: the grid product `[x, y, 1] · θ'` as torch 2.11's CPU `bmm`
+//! evaluates it (`acc = x·r₀`, `acc += y·r₁`, `acc += r₂`; for images of fewer than 67 pixels
+//! torch's plain loop rounds every product and sum, for larger ones its BLAS kernel fuses the
+//! second step into one rounding), the unnormalisation `(g + 1)·(size/2) − 0.5`,
+//! round-half-to-even, and the bounds test.
+//!
+//! The last bit of the grid matters only where a source coordinate is (within ~10⁻⁶ pixel) a
+//! half-integer, which takes special geometry: a 90° rotation of an image whose height and
+//! width differ in parity, or a shear of exactly 45°, lands on such ties, and there a BLAS
+//! library that evaluates the product in another order (or a CPU without FMA) would make torch
+//! itself pick the other pixel. Square images (CIFAR, Tiny ImageNet), translations, and the
+//! angles AutoAugment and its successors draw are not affected: on 400 random affine and
+//! rotation problems every pixel matched torchvision, and so did rotations by multiples of 45°
+//! on all 361 sizes from 1×1 to 19×19.
 //!
 //! Where the matrix is an integer translation (translate ops, rotation by 0°), the warp is a
 //! row copy, which gives the same pixels as the float path.
@@ -93,9 +100,18 @@ pub fn inverse_affine_matrix(
 pub fn affine(input: &[u8], shape: ImageShape, params: &AffineParams, fill: u8, out: &mut [u8]) {
     let center = match params.center {
         None => [0.0, 0.0],
-        Some([cx, cy]) => [cx - shape.width as f64 * 0.5, cy - shape.height as f64 * 0.5],
+        Some([cx, cy]) => [
+            cx - shape.width as f64 * 0.5,
+            cy - shape.height as f64 * 0.5,
+        ],
     };
-    let m = inverse_affine_matrix(center, params.angle, params.translate, params.scale, params.shear);
+    let m = inverse_affine_matrix(
+        center,
+        params.angle,
+        params.translate,
+        params.scale,
+        params.shear,
+    );
     warp(input, shape, &m, fill, out);
 }
 
@@ -123,7 +139,8 @@ pub fn warp(input: &[u8], shape: ImageShape, matrix: &[f64; 6], fill: u8, out: &
     }
     let m = matrix;
     let integral = |v: f64| v.is_finite() && v.fract() == 0.0 && v.abs() < 1e9;
-    if m[0] == 1.0 && m[1] == 0.0 && m[3] == 0.0 && m[4] == 1.0 && integral(m[2]) && integral(m[5]) {
+    if m[0] == 1.0 && m[1] == 0.0 && m[3] == 0.0 && m[4] == 1.0 && integral(m[2]) && integral(m[5])
+    {
         shift(input, shape, m[2] as i64, m[5] as i64, fill, out);
         return;
     }
@@ -131,51 +148,128 @@ pub fn warp(input: &[u8], shape: ImageShape, matrix: &[f64; 6], fill: u8, out: &
     let th = m.map(|v| v as f32);
     let half_w = (0.5 * w as f64) as f32;
     let half_h = (0.5 * h as f64) as f32;
-    let rx = [th[0] / half_w, th[1] / half_w, th[2] / half_w];
-    let ry = [th[3] / half_h, th[4] / half_h, th[5] / half_h];
-    // grid_sample's unnormalisation factor, static_cast<float>(size) / 2.
-    let scale_x = w as f32 / 2.0;
-    let scale_y = h as f32 / 2.0;
-    // Rounded coordinates beyond these are outside the image; clamping first keeps the
-    // rounding trick in range (and sends NaN out of bounds, since f32::max drops NaN).
-    let lim = (w.max(h) + 8) as f32;
+    let grid = Grid {
+        rx: [th[0] / half_w, th[1] / half_w, th[2] / half_w],
+        ry: [th[3] / half_h, th[4] / half_h, th[5] / half_h],
+        // grid_sample's unnormalisation factor, static_cast<float>(size) / 2.
+        scale_x: w as f32 / 2.0,
+        scale_y: h as f32 / 2.0,
+        // Rounded coordinates beyond these are outside the image; clamping first keeps the
+        // rounding trick in range (and sends NaN out of bounds, since f32::max drops NaN).
+        lim: (w.max(h) + 8) as f32,
+        w,
+        h,
+    };
+    // torch's bmm runs its plain loop (three f32 multiply-adds, each rounded twice) when
+    // 3 · (h·w) · 2 < 400, and the BLAS kernel (fused multiply-adds) otherwise.
+    let fused = 6 * h * w >= 400;
     let plane = shape.plane();
     const CHUNK: usize = 256;
     let mut src = [0u32; CHUNK];
-    for i in 0..h {
-        // Pixel centres relative to the image centre: exact halves, as torch.linspace gives.
-        let y = (i as f64 - h as f64 * 0.5 + 0.5) as f32;
-        let qx = y as f64 * rx[1] as f64;
-        let qy = y as f64 * ry[1] as f64;
-        let mut j0 = 0;
-        while j0 < w {
-            let n = CHUNK.min(w - j0);
-            for (k, s) in src[..n].iter_mut().enumerate() {
-                let x = ((j0 + k) as f64 - w as f64 * 0.5 + 0.5) as f32;
-                // x·r₀ rounded to f32, then fused y·r₁ + acc (exact in f64, one rounding),
-                // then + r₂: the order torch's bmm evaluates the three-term dot product in.
-                let gx = ((x * rx[0]) as f64 + qx) as f32 + rx[2];
-                let gy = ((x * ry[0]) as f64 + qy) as f32 + ry[2];
-                let ix = ((gx + 1.0) * scale_x - 0.5).max(-8.0).min(lim);
-                let iy = ((gy + 1.0) * scale_y - 0.5).max(-8.0).min(lim);
-                let ix = (ix + ROUND_MAGIC) - ROUND_MAGIC;
-                let iy = (iy + ROUND_MAGIC) - ROUND_MAGIC;
-                *s = if ix >= 0.0 && ix < w as f32 && iy >= 0.0 && iy < h as f32 {
-                    iy as u32 * w as u32 + ix as u32
-                } else {
-                    u32::MAX
-                };
+    let mut px = [0f32; CHUNK];
+    let mut py = [0f32; CHUNK];
+    let mut j0 = 0;
+    while j0 < w {
+        let n = CHUNK.min(w - j0);
+        // x·r₀ for the pixel centres of these columns (exact halves relative to the centre,
+        // as torch.linspace gives them), shared by every row.
+        for k in 0..n {
+            let x = ((j0 + k) as f64 - w as f64 * 0.5 + 0.5) as f32;
+            px[k] = x * grid.rx[0];
+            py[k] = x * grid.ry[0];
+        }
+        for i in 0..h {
+            if fused {
+                grid.row::<true>(i, &px[..n], &py[..n], &mut src[..n]);
+            } else {
+                grid.row::<false>(i, &px[..n], &py[..n], &mut src[..n]);
             }
             for c in 0..shape.channels {
                 let in_plane = &input[c * plane..(c + 1) * plane];
                 let row = &mut out[c * plane + i * w + j0..c * plane + i * w + j0 + n];
                 for (o, &s) in row.iter_mut().zip(&src[..n]) {
-                    *o = if s == u32::MAX { fill } else { in_plane[s as usize] };
+                    // u32::MAX (outside) is never a valid index: the one check picks the fill.
+                    *o = in_plane.get(s as usize).copied().unwrap_or(fill);
                 }
             }
-            j0 += n;
+        }
+        j0 += n;
+    }
+}
+
+/// The sampling grid of one warp: torch's rescaled θ and grid_sample's constants.
+struct Grid {
+    rx: [f32; 3],
+    ry: [f32; 3],
+    scale_x: f32,
+    scale_y: f32,
+    lim: f32,
+    w: usize,
+    h: usize,
+}
+
+impl Grid {
+    /// Source pixel index (or `u32::MAX` outside the image) for output row `i` and the
+    /// columns whose `x·r₀` products are `px` (for the x coordinate) and `py` (for y).
+    #[inline]
+    fn row<const FUSED: bool>(&self, i: usize, px: &[f32], py: &[f32], src: &mut [u32]) {
+        let (rx, ry) = (self.rx, self.ry);
+        let y = (i as f64 - self.h as f64 * 0.5 + 0.5) as f32;
+        // y·r₁ exactly (a product of two f32s is exact in f64) for the fused sum, and rounded
+        // to f32 for the plain loop.
+        let (qx, qy) = (y as f64 * rx[1] as f64, y as f64 * ry[1] as f64);
+        let (qx32, qy32) = (y * rx[1], y * ry[1]);
+        let (wf, hf) = (self.w as f32, self.h as f32);
+        for ((s, &ax), &ay) in src.iter_mut().zip(px).zip(py) {
+            // acc = x·r₀, then acc += y·r₁ (fused: one rounding), then acc += r₂: the order
+            // both of torch's kernels evaluate the three-term dot product in.
+            let (gx, gy) = if FUSED {
+                (fused_sum(qx, ax) + rx[2], fused_sum(qy, ay) + ry[2])
+            } else {
+                ((ax + qx32) + rx[2], (ay + qy32) + ry[2])
+            };
+            let ix = ((gx + 1.0) * self.scale_x - 0.5).max(-8.0).min(self.lim);
+            let iy = ((gy + 1.0) * self.scale_y - 0.5).max(-8.0).min(self.lim);
+            let ix = (ix + ROUND_MAGIC) - ROUND_MAGIC;
+            let iy = (iy + ROUND_MAGIC) - ROUND_MAGIC;
+            *s = if ix >= 0.0 && ix < wf && iy >= 0.0 && iy < hf {
+                iy as u32 * self.w as u32 + ix as u32
+            } else {
+                u32::MAX
+            };
         }
     }
+}
+
+/// `p + c` rounded once to f32, for `p` exactly representable in f64 (here the product of two
+/// f32s): the result of the fused multiply-add that produced `p`.
+///
+/// The f64 sum `s` is rounded already, but rounding it again to f32 gives the correctly rounded
+/// result unless `s` landed exactly on a midpoint between two f32s while the exact sum did not
+/// (double rounding); only then is the lost error computed (TwoSum) and used to step `s` off
+/// the midpoint towards the exact value. Getting this right matters: in a 90° rotation of an
+/// image whose sides differ in parity, the tiny `cos 90°` term decides exact ties.
+#[inline]
+fn fused_sum(p: f64, c: f32) -> f32 {
+    let c = c as f64;
+    let s = p + c;
+    let bits = s.to_bits();
+    // The 29 low mantissa bits that f32 drops are exactly one half of its last place.
+    if bits & 0x1FFF_FFFF != 0x1000_0000 {
+        return s as f32;
+    }
+    // TwoSum: err is exactly (p + c) − s.
+    let pp = s - c;
+    let err = (p - pp) + (c - (s - pp));
+    if err == 0.0 {
+        return s as f32;
+    }
+    // One f64 step towards the exact sum (|s| grows with the bits for either sign).
+    f64::from_bits(if (err > 0.0) == (s > 0.0) {
+        bits + 1
+    } else {
+        bits - 1
+    }) as f32
 }
 
 /// The warp for an integer translation: output pixel (x, y) is input pixel (x + dx, y + dy),
@@ -197,7 +291,8 @@ fn shift(input: &[u8], shape: ImageShape, dx: i64, dy: i64, fill: u8, out: &mut 
             }
             let src = &in_plane[(si * w) as usize..((si + 1) * w) as usize];
             row[..j0 as usize].fill(fill);
-            row[j0 as usize..j1 as usize].copy_from_slice(&src[(j0 + dx) as usize..(j1 + dx) as usize]);
+            row[j0 as usize..j1 as usize]
+                .copy_from_slice(&src[(j0 + dx) as usize..(j1 + dx) as usize]);
             row[j1 as usize..].fill(fill);
         }
     }
@@ -206,8 +301,20 @@ fn shift(input: &[u8], shape: ImageShape, dx: i64, dy: i64, fill: u8, out: &mut 
 /// Checks the buffer lengths every op relies on.
 #[inline]
 fn check(input: &[u8], shape: ImageShape, out: &[u8]) {
-    assert_eq!(input.len(), shape.len(), "input has {} bytes, shape {shape} needs {}", input.len(), shape.len());
-    assert_eq!(out.len(), shape.len(), "output has {} bytes, shape {shape} needs {}", out.len(), shape.len());
+    assert_eq!(
+        input.len(),
+        shape.len(),
+        "input has {} bytes, shape {shape} needs {}",
+        input.len(),
+        shape.len()
+    );
+    assert_eq!(
+        out.len(),
+        shape.len(),
+        "output has {} bytes, shape {shape} needs {}",
+        out.len(),
+        shape.len()
+    );
 }
 
 /// Applies a 256-entry table to every byte.
@@ -248,7 +355,10 @@ impl Blend {
 }
 
 fn check_factor(name: &str, factor: f64) {
-    assert!(factor >= 0.0, "{name} factor {factor} must be non-negative (torchvision raises ValueError)");
+    assert!(
+        factor >= 0.0,
+        "{name} factor {factor} must be non-negative (torchvision raises ValueError)"
+    );
 }
 
 /// `F.adjust_brightness(img, factor)`: `_blend(img, zeros, factor)`.
@@ -289,7 +399,11 @@ impl Gray {
 
 /// `F.rgb_to_grayscale(img)` for a three-channel image, into one plane of `out`.
 pub fn rgb_to_grayscale(input: &[u8], shape: ImageShape, out: &mut [u8]) {
-    assert_eq!(shape.channels, 3, "rgb_to_grayscale needs 3 channels, got {}", shape.channels);
+    assert_eq!(
+        shape.channels, 3,
+        "rgb_to_grayscale needs 3 channels, got {}",
+        shape.channels
+    );
     assert_eq!(input.len(), shape.len());
     assert_eq!(out.len(), shape.plane());
     let p = shape.plane();
@@ -342,7 +456,11 @@ fn contrast_mean(input: &[u8], shape: ImageShape) -> f32 {
             let gray = Gray::new();
             let (r, rest) = input.split_at(p);
             let (g, b) = rest.split_at(p);
-            r.iter().zip(g).zip(b).map(|((&r, &g), &b)| gray.luma(r, g, b) as u64).sum()
+            r.iter()
+                .zip(g)
+                .zip(b)
+                .map(|((&r, &g), &b)| gray.luma(r, g, b) as u64)
+                .sum()
         }
         c => panic!("adjust_contrast needs 1 or 3 channels, got {c}"),
     };
@@ -438,13 +556,20 @@ pub fn posterize(input: &[u8], shape: ImageShape, bits: u32, out: &mut [u8]) {
 pub fn solarize(input: &[u8], shape: ImageShape, threshold: f64, out: &mut [u8]) {
     check(input, shape, out);
     let t = threshold as f32;
-    let lut: [u8; 256] = std::array::from_fn(|v| if v as f32 >= t { 255 - v as u8 } else { v as u8 });
+    let lut: [u8; 256] = std::array::from_fn(|v| {
+        if v as f32 >= t {
+            255 - v as u8
+        } else {
+            v as u8
+        }
+    });
     map_lut(input, &lut, out);
 }
 
 /// `F.autocontrast(img)`: per channel, stretches `[min, max]` to `[0, 255]` with torchvision's
-/// f32 arithmetic `((x − min) · (255 / (max − min))).to(uint8)` (so `max` may land on 254);
-/// a constant channel is left as it is.
+/// f32 arithmetic `((x − min) · (255 / (max − min))).to(uint8)`, where the quotient is
+/// `reciprocal(max − min) · 255` (so `max` may land on 254); a constant channel is left as it
+/// is.
 pub fn autocontrast(input: &[u8], shape: ImageShape, out: &mut [u8]) {
     check(input, shape, out);
     let p = shape.plane();
@@ -454,13 +579,18 @@ pub fn autocontrast(input: &[u8], shape: ImageShape, out: &mut [u8]) {
     for c in 0..shape.channels {
         let src = &input[c * p..(c + 1) * p];
         let dst = &mut out[c * p..(c + 1) * p];
-        let (lo, hi) = src.iter().fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = src
+            .iter()
+            .fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         if lo == hi {
             dst.copy_from_slice(src);
             continue;
         }
         let min = lo as f32;
-        let scale = 255f32 / (hi as f32 - min);
+        // `bound / (maximum - minimum)` is Tensor.__rtruediv__, which torch implements as
+        // `reciprocal() * 255`: not the correctly rounded quotient (for [0, 7] it makes 7 map
+        // to 255 where 255/7 rounded would give 254).
+        let scale = (1.0f32 / (hi as f32 - min)) * 255.0;
         let lut: [u8; 256] = std::array::from_fn(|v| ((v as f32 - min) * scale) as u8);
         map_lut(src, &lut, dst);
     }
@@ -523,7 +653,14 @@ mod tests {
         for &(c, h, w) in &[(3, 8, 10), (1, 7, 5), (3, 32, 32), (1, 1, 6)] {
             let shape = ImageShape::new(c, h, w);
             let input: Vec<u8> = (0..shape.len()).map(|k| (k * 37 % 251) as u8).collect();
-            for &(tx, ty) in &[(0.0, 0.0), (3.0, 0.0), (-2.0, 1.0), (0.0, -5.0), (11.0, 40.0), (-9.0, -9.0)] {
+            for &(tx, ty) in &[
+                (0.0, 0.0),
+                (3.0, 0.0),
+                (-2.0, 1.0),
+                (0.0, -5.0),
+                (11.0, 40.0),
+                (-9.0, -9.0),
+            ] {
                 let m = inverse_affine_matrix([0.0, 0.0], 0.0, [tx, ty], 1.0, [0.0, 0.0]);
                 let mut a = vec![0; shape.len()];
                 let mut b = vec![0; shape.len()];
@@ -539,7 +676,10 @@ mod tests {
         let shape = ImageShape::new(1, 3, 4);
         let input: Vec<u8> = (1..=12).collect();
         let mut out = vec![0; 12];
-        let p = AffineParams { translate: [1.0, 1.0], ..AffineParams::IDENTITY };
+        let p = AffineParams {
+            translate: [1.0, 1.0],
+            ..AffineParams::IDENTITY
+        };
         affine(&input, shape, &p, 0, &mut out);
         assert_eq!(out, vec![0, 0, 0, 0, 0, 1, 2, 3, 0, 5, 6, 7]);
     }
@@ -552,7 +692,9 @@ mod tests {
         let input: Vec<u8> = (0..16).collect();
         let mut out = vec![0; 16];
         rotate(&input, shape, 90.0, 0, &mut out);
-        let expected: Vec<u8> = (0..4).flat_map(|i| (0..4).map(move |j| (j * 4 + (3 - i)) as u8)).collect();
+        let expected: Vec<u8> = (0..4)
+            .flat_map(|i| (0..4).map(move |j| (j * 4 + (3 - i)) as u8))
+            .collect();
         assert_eq!(out, expected);
     }
 

@@ -1,7 +1,9 @@
 //! AutoAugment: the learned CIFAR10, IMAGENET and SVHN policies with torchvision 0.10's
 //! magnitudes and draws (see the module docs of [`crate::autoaugment`]).
 
-use super::{AutoAugmentError, AutoOp, Semantics, apply_op_with, check_image, linspace_f32, with_chain};
+use super::{
+    AutoAugmentError, AutoOp, Semantics, apply_op_with, check_image, linspace_f32, with_chain,
+};
 use crate::rng::Rng;
 use crate::shape::ImageShape;
 use crate::transform::Transform;
@@ -36,8 +38,11 @@ pub enum AutoAugmentPolicy {
 
 impl AutoAugmentPolicy {
     /// The three policies.
-    pub const ALL: [AutoAugmentPolicy; 3] =
-        [AutoAugmentPolicy::Cifar10, AutoAugmentPolicy::ImageNet, AutoAugmentPolicy::Svhn];
+    pub const ALL: [AutoAugmentPolicy; 3] = [
+        AutoAugmentPolicy::Cifar10,
+        AutoAugmentPolicy::ImageNet,
+        AutoAugmentPolicy::Svhn,
+    ];
 
     /// torchvision's name of the policy: `cifar10`, `imagenet` or `svhn`.
     pub const fn name(self) -> &'static str {
@@ -77,13 +82,17 @@ impl std::str::FromStr for AutoAugmentPolicy {
 }
 
 const fn e(op: AutoOp, probability: f64, bin: i8) -> PolicyOp {
-    PolicyOp { op, probability, magnitude_bin: if bin < 0 { None } else { Some(bin as u8) } }
+    PolicyOp {
+        op,
+        probability,
+        magnitude_bin: if bin < 0 { None } else { Some(bin as u8) },
+    }
 }
 
 use AutoOp::{
-    AutoContrast as AC, Brightness as Br, Color as Co, Contrast as Ct, Equalize as Eq, Invert as In,
-    Posterize as Po, Rotate as Ro, Sharpness as Sh, ShearX as SX, ShearY as SY, Solarize as So,
-    TranslateX as TX, TranslateY as TY,
+    AutoContrast as AC, Brightness as Br, Color as Co, Contrast as Ct, Equalize as Eq,
+    Invert as In, Posterize as Po, Rotate as Ro, Sharpness as Sh, ShearX as SX, ShearY as SY,
+    Solarize as So, TranslateX as TX, TranslateY as TY,
 };
 
 /// No magnitude.
@@ -191,8 +200,13 @@ pub fn magnitude_v010(op: AutoOp, bin: usize) -> Option<(f32, bool)> {
         AutoOp::ShearX | AutoOp::ShearY => (lin(0.0, 0.3), true),
         AutoOp::TranslateX | AutoOp::TranslateY => (lin(0.0, 150.0 / 331.0), true),
         AutoOp::Rotate => (lin(0.0, 30.0), true),
-        AutoOp::Brightness | AutoOp::Color | AutoOp::Contrast | AutoOp::Sharpness => (lin(0.0, 0.9), true),
-        AutoOp::Posterize => ([8.0, 8.0, 7.0, 7.0, 6.0, 6.0, 5.0, 5.0, 4.0, 4.0][bin], false),
+        AutoOp::Brightness | AutoOp::Color | AutoOp::Contrast | AutoOp::Sharpness => {
+            (lin(0.0, 0.9), true)
+        }
+        AutoOp::Posterize => (
+            [8.0, 8.0, 7.0, 7.0, 6.0, 6.0, 5.0, 5.0, 4.0, 4.0][bin],
+            false,
+        ),
         AutoOp::Solarize => (lin(256.0, 0.0), false),
         AutoOp::Identity | AutoOp::AutoContrast | AutoOp::Equalize | AutoOp::Invert => return None,
     })
@@ -249,7 +263,11 @@ impl AutoAugment {
         let policy_id = rng.below(25) as usize;
         let probs = [rng.next_f32(), rng.next_f32()];
         let signs = [rng.below(2) as u8, rng.below(2) as u8];
-        AutoAugmentDecision { policy_id, probs, signs }
+        AutoAugmentDecision {
+            policy_id,
+            probs,
+            signs,
+        }
     }
 
     /// The ops a decision applies, in order, with their signed magnitudes as 0.10's
@@ -266,11 +284,18 @@ impl AutoAugment {
             if decision.probs[i] > entry.probability as f32 {
                 return None;
             }
-            let magnitude = match entry.magnitude_bin.and_then(|b| magnitude_v010(entry.op, b as usize)) {
+            let magnitude = match entry
+                .magnitude_bin
+                .and_then(|b| magnitude_v010(entry.op, b as usize))
+            {
                 None => 0.0,
                 Some((m, signed)) => {
                     let m = m as f64;
-                    if signed && decision.signs[i] == 0 { -m } else { m }
+                    if signed && decision.signs[i] == 0 {
+                        -m
+                    } else {
+                        m
+                    }
                 }
             };
             Some((entry.op, magnitude))
@@ -281,7 +306,13 @@ impl AutoAugment {
     ///
     /// # Panics
     /// If the image has neither 1 nor 3 channels or the buffers do not match `shape`.
-    pub fn apply_decision(&self, decision: &AutoAugmentDecision, input: &[u8], shape: ImageShape, out: &mut [u8]) {
+    pub fn apply_decision(
+        &self,
+        decision: &AutoAugmentDecision,
+        input: &[u8],
+        shape: ImageShape,
+        out: &mut [u8],
+    ) {
         check_image(input, shape, out);
         let ops = self.ops(decision);
         let fill = self.fill;
@@ -312,7 +343,13 @@ mod tests {
     fn policy_names_parse_and_reject() {
         for p in AutoAugmentPolicy::ALL {
             assert_eq!(p.name().parse::<AutoAugmentPolicy>().unwrap(), p);
-            assert_eq!(p.name().to_uppercase().parse::<AutoAugmentPolicy>().unwrap(), p);
+            assert_eq!(
+                p.name()
+                    .to_uppercase()
+                    .parse::<AutoAugmentPolicy>()
+                    .unwrap(),
+                p
+            );
         }
         let err = "cifar100".parse::<AutoAugmentPolicy>().unwrap_err();
         assert_eq!(err, AutoAugmentError::UnknownPolicy("cifar100".into()));
@@ -344,8 +381,15 @@ mod tests {
     fn an_op_fires_iff_its_draw_is_at_most_its_probability() {
         let aa = AutoAugment::new(AutoAugmentPolicy::Cifar10);
         // Sub-policy 0: Invert p 0.1, Contrast p 0.2 bin 6.
-        let d = |p0: f32, p1: f32| AutoAugmentDecision { policy_id: 0, probs: [p0, p1], signs: [1, 0] };
-        assert_eq!(aa.ops(&d(0.1, 0.9)).map(|o| o.map(|(op, _)| op)), [Some(AutoOp::Invert), None]);
+        let d = |p0: f32, p1: f32| AutoAugmentDecision {
+            policy_id: 0,
+            probs: [p0, p1],
+            signs: [1, 0],
+        };
+        assert_eq!(
+            aa.ops(&d(0.1, 0.9)).map(|o| o.map(|(op, _)| op)),
+            [Some(AutoOp::Invert), None]
+        );
         let ops = aa.ops(&d(0.5, 0.2));
         assert_eq!(ops[0], None);
         let (op, m) = ops[1].unwrap();

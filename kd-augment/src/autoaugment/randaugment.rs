@@ -6,7 +6,9 @@
 //! the magnitude; the magnitude is bin `magnitude` of the op's table ([`RandAugment::magnitude`]).
 //! The ops use torchvision ≥ 0.11's semantics ([`super::apply_op_current`]).
 
-use super::{AutoAugmentError, AutoOp, Semantics, apply_op_with, check_image, coin, linspace_f32, with_chain};
+use super::{
+    AutoAugmentError, AutoOp, Semantics, apply_op_with, check_image, coin, linspace_f32, with_chain,
+};
 use crate::rng::Rng;
 use crate::shape::ImageShape;
 use crate::transform::Transform;
@@ -62,7 +64,9 @@ pub(crate) fn space_magnitude(
         AutoOp::TranslateX => (lin(0.0, 150.0 / 331.0 * shape.width as f64), true),
         AutoOp::TranslateY => (lin(0.0, 150.0 / 331.0 * shape.height as f64), true),
         AutoOp::Rotate => (lin(0.0, if wide { 135.0 } else { 30.0 }), true),
-        AutoOp::Brightness | AutoOp::Color | AutoOp::Contrast | AutoOp::Sharpness => (lin(0.0, colour), true),
+        AutoOp::Brightness | AutoOp::Color | AutoOp::Contrast | AutoOp::Sharpness => {
+            (lin(0.0, colour), true)
+        }
         AutoOp::Posterize => {
             // 8 - (arange(n) / ((n - 1) / k)).round().int(): an f32 division, ties to even.
             let k = if wide { 6.0 } else { 4.0 };
@@ -87,7 +91,12 @@ pub struct RandAugment {
 impl Default for RandAugment {
     /// torchvision's defaults: 2 ops, magnitude 9 of 31 bins, black fill.
     fn default() -> Self {
-        RandAugment { num_ops: 2, magnitude: 9, num_magnitude_bins: 31, fill: 0 }
+        RandAugment {
+            num_ops: 2,
+            magnitude: 9,
+            num_magnitude_bins: 31,
+            fill: 0,
+        }
     }
 }
 
@@ -96,14 +105,26 @@ impl RandAugment {
     ///
     /// # Errors
     /// If `num_magnitude_bins < 2` or `magnitude >= num_magnitude_bins`.
-    pub fn new(num_ops: usize, magnitude: usize, num_magnitude_bins: usize) -> Result<Self, AutoAugmentError> {
+    pub fn new(
+        num_ops: usize,
+        magnitude: usize,
+        num_magnitude_bins: usize,
+    ) -> Result<Self, AutoAugmentError> {
         if num_magnitude_bins < 2 {
             return Err(AutoAugmentError::TooFewBins(num_magnitude_bins));
         }
         if magnitude >= num_magnitude_bins {
-            return Err(AutoAugmentError::MagnitudeOutOfRange { magnitude, bins: num_magnitude_bins });
+            return Err(AutoAugmentError::MagnitudeOutOfRange {
+                magnitude,
+                bins: num_magnitude_bins,
+            });
         }
-        Ok(RandAugment { num_ops, magnitude, num_magnitude_bins, fill: 0 })
+        Ok(RandAugment {
+            num_ops,
+            magnitude,
+            num_magnitude_bins,
+            fill: 0,
+        })
     }
 
     /// The same with `fill` for the pixels geometric ops bring in (all channels).
@@ -138,7 +159,12 @@ impl RandAugment {
     ///
     /// # Panics
     /// If `bin >= num_bins`.
-    pub fn magnitude(op: AutoOp, bin: usize, num_bins: usize, shape: ImageShape) -> Option<(f32, bool)> {
+    pub fn magnitude(
+        op: AutoOp,
+        bin: usize,
+        num_bins: usize,
+        shape: ImageShape,
+    ) -> Option<(f32, bool)> {
         space_magnitude(Space::Rand, op, bin, num_bins, shape)
     }
 
@@ -157,20 +183,30 @@ impl RandAugment {
 
     /// Draws the ops of one call with their signed magnitudes (as `_apply_op` receives them).
     pub fn draw(&self, rng: &mut Rng, shape: ImageShape) -> Vec<(AutoOp, f64)> {
-        (0..self.num_ops).map(|_| self.draw_one(rng, shape)).collect()
+        (0..self.num_ops)
+            .map(|_| self.draw_one(rng, shape))
+            .collect()
     }
 
     /// Applies `ops` (from [`RandAugment::draw`]) in order.
     ///
     /// # Panics
     /// If the image has neither 1 nor 3 channels or the buffers do not match `shape`.
-    pub fn apply_ops(&self, ops: &[(AutoOp, f64)], input: &[u8], shape: ImageShape, out: &mut [u8]) {
+    pub fn apply_ops(
+        &self,
+        ops: &[(AutoOp, f64)],
+        input: &[u8],
+        shape: ImageShape,
+        out: &mut [u8],
+    ) {
         check_image(input, shape, out);
         let fill = self.fill;
         with_chain(input, out, |chain| {
             for &(op, m) in ops {
                 if op != AutoOp::Identity {
-                    chain.push(|src, dst| apply_op_with(Semantics::Current, op, m, fill, src, shape, dst));
+                    chain.push(|src, dst| {
+                        apply_op_with(Semantics::Current, op, m, fill, src, shape, dst)
+                    });
                 }
             }
         });
@@ -190,7 +226,9 @@ impl Transform for RandAugment {
             for _ in 0..self.num_ops {
                 let (op, m) = self.draw_one(rng, shape);
                 if op != AutoOp::Identity {
-                    chain.push(|src, dst| apply_op_with(Semantics::Current, op, m, fill, src, shape, dst));
+                    chain.push(|src, dst| {
+                        apply_op_with(Semantics::Current, op, m, fill, src, shape, dst)
+                    });
                 }
             }
         });

@@ -23,7 +23,10 @@ pub struct TrivialAugmentWide {
 impl Default for TrivialAugmentWide {
     /// torchvision's defaults: 31 bins, black fill.
     fn default() -> Self {
-        TrivialAugmentWide { num_magnitude_bins: 31, fill: 0 }
+        TrivialAugmentWide {
+            num_magnitude_bins: 31,
+            fill: 0,
+        }
     }
 }
 
@@ -36,7 +39,10 @@ impl TrivialAugmentWide {
         if num_magnitude_bins < 2 {
             return Err(AutoAugmentError::TooFewBins(num_magnitude_bins));
         }
-        Ok(TrivialAugmentWide { num_magnitude_bins, fill: 0 })
+        Ok(TrivialAugmentWide {
+            num_magnitude_bins,
+            fill: 0,
+        })
     }
 
     /// The same with `fill` for the pixels geometric ops bring in (all channels).
@@ -73,7 +79,8 @@ impl TrivialAugmentWide {
             return (op, 0.0);
         }
         let bin = rng.below(self.num_magnitude_bins as u64) as usize;
-        let (m, signed) = Self::magnitude(op, bin, self.num_magnitude_bins).expect("op has magnitudes");
+        let (m, signed) =
+            Self::magnitude(op, bin, self.num_magnitude_bins).expect("op has magnitudes");
         let m = m as f64;
         (op, if signed && coin(rng) { -m } else { m })
     }
@@ -82,9 +89,24 @@ impl TrivialAugmentWide {
     ///
     /// # Panics
     /// If the image has neither 1 nor 3 channels or the buffers do not match `shape`.
-    pub fn apply_op(&self, op: AutoOp, magnitude: f64, input: &[u8], shape: ImageShape, out: &mut [u8]) {
+    pub fn apply_op(
+        &self,
+        op: AutoOp,
+        magnitude: f64,
+        input: &[u8],
+        shape: ImageShape,
+        out: &mut [u8],
+    ) {
         check_image(input, shape, out);
-        apply_op_with(Semantics::Current, op, magnitude, self.fill, input, shape, out);
+        apply_op_with(
+            Semantics::Current,
+            op,
+            magnitude,
+            self.fill,
+            input,
+            shape,
+            out,
+        );
     }
 }
 
