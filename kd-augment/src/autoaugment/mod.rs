@@ -34,8 +34,9 @@
 //! distribution) is torchvision's.
 //!
 //! Differences from torchvision, on purpose: `fill` is one value for all channels (torchvision
-//! also takes a per-channel list); Color on a one-channel image is a no-op (0.26's behaviour;
-//! 0.10 raised); solarize thresholds above 255 are a no-op (0.10's behaviour; 0.26 raises).
+//! also takes a per-channel list); on a one-channel image Color is a no-op and Contrast blends
+//! towards the image's mean (0.26's behaviour; 0.10 raised for both); solarize thresholds above
+//! 255 are a no-op (0.10's behaviour; 0.26 raises).
 
 pub mod ops;
 mod policy;
