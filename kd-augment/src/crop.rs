@@ -219,6 +219,15 @@ impl Window {
         (sy >= 0 && (sy as usize) < self.src_h).then_some(sy as usize)
     }
 
+    /// The output rows `ya..yb` that read the source; the others are fill.
+    #[inline]
+    pub fn src_rows(&self) -> (usize, usize) {
+        let (h, oh) = (self.src_h as isize, self.out_h as isize);
+        let ya = (-self.y0).clamp(0, oh);
+        let yb = (h - self.y0).clamp(ya, oh);
+        (ya as usize, yb as usize)
+    }
+
     /// The source columns read by output columns `xa..xb`.
     #[inline]
     pub fn src_cols(&self) -> Range<usize> {
@@ -228,25 +237,110 @@ impl Window {
     /// Copies the window of every channel of `input` into `out`, writing `fill` outside the image.
     pub fn copy(&self, input: &[u8], shape: ImageShape, fill: &Fill, out: &mut [u8]) {
         let plane = shape.plane();
-        let out_plane = self.out_h * self.out_w;
+        let ow = self.out_w;
+        let out_plane = self.out_h * ow;
         let cols = self.src_cols();
+        let (ya, yb) = self.src_rows();
         for c in 0..shape.channels {
             let f = fill.value(c);
             let src = &input[c * plane..(c + 1) * plane];
             let dst = &mut out[c * out_plane..(c + 1) * out_plane];
-            for (y, row) in dst.chunks_exact_mut(self.out_w).enumerate() {
-                match self.src_row(y) {
-                    None => row.fill(f),
-                    Some(sy) => {
-                        let start = sy * shape.width;
-                        row[..self.xa].fill(f);
-                        row[self.xa..self.xb]
-                            .copy_from_slice(&src[start + cols.start..start + cols.end]);
-                        row[self.xb..].fill(f);
-                    }
+            fill_row(&mut dst[..ya * ow], f);
+            fill_row(&mut dst[yb * ow..], f);
+            let inside = &mut dst[ya * ow..yb * ow];
+            if cols.is_empty() || inside.is_empty() {
+                fill_row(inside, f);
+            } else if ow == shape.width {
+                // Output and source rows have the same stride, so the window is one shifted
+                // copy; the columns that copy wraps into the padding are then overwritten.
+                let n = inside.len() - self.xa - (ow - self.xb);
+                let s0 = (ya as isize + self.y0) as usize * shape.width + cols.start;
+                inside[self.xa..self.xa + n].copy_from_slice(&src[s0..s0 + n]);
+                for row in inside.chunks_exact_mut(ow) {
+                    fill_row(&mut row[..self.xa], f);
+                    fill_row(&mut row[self.xb..], f);
+                }
+            } else {
+                for (y, row) in (ya..yb).zip(inside.chunks_exact_mut(ow)) {
+                    let start = (y as isize + self.y0) as usize * shape.width;
+                    fill_row(&mut row[..self.xa], f);
+                    copy_row(
+                        &mut row[self.xa..self.xb],
+                        &src[start + cols.start..start + cols.end],
+                    );
+                    fill_row(&mut row[self.xb..], f);
                 }
             }
         }
+    }
+}
+
+/// Copies `src` into `dst` (same length) without calling `memcpy` for short rows: crops copy
+/// tens of bytes per row, where the call costs more than the copy. Overlapping fixed-size moves
+/// cover every length.
+#[inline]
+pub(crate) fn copy_row(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len();
+    assert_eq!(n, src.len());
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=15 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        16..=256 => {
+            let mut i = 0;
+            while i + 16 <= n {
+                dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+                i += 16;
+            }
+            if i < n {
+                dst[n - 16..].copy_from_slice(&src[n - 16..]);
+            }
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Sets `dst` to `v`, without calling `memset` for short rows (see [`copy_row`]).
+#[inline]
+pub(crate) fn fill_row(dst: &mut [u8], v: u8) {
+    let n = dst.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = v;
+            dst[n / 2] = v;
+            dst[n - 1] = v;
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&[v; 4]);
+            dst[n - 4..].copy_from_slice(&[v; 4]);
+        }
+        8..=15 => {
+            dst[..8].copy_from_slice(&[v; 8]);
+            dst[n - 8..].copy_from_slice(&[v; 8]);
+        }
+        16..=256 => {
+            let mut i = 0;
+            while i + 16 <= n {
+                dst[i..i + 16].copy_from_slice(&[v; 16]);
+                i += 16;
+            }
+            if i < n {
+                dst[n - 16..].copy_from_slice(&[v; 16]);
+            }
+        }
+        _ => dst.fill(v),
     }
 }
 
@@ -504,6 +598,18 @@ mod tests {
         // Crop larger than the image: floor((crop − size) / 2) rows of padding first.
         assert_eq!(centre_start(3, 6), -1);
         assert_eq!(centre_start(3, 7), -2);
+    }
+
+    #[test]
+    fn row_helpers_copy_and_fill_every_length() {
+        for n in 0..300 {
+            let src: Vec<u8> = (0..n).map(|i| (i * 7 + 1) as u8).collect();
+            let mut dst = vec![0u8; n];
+            copy_row(&mut dst, &src);
+            assert_eq!(dst, src, "copy of {n}");
+            fill_row(&mut dst, 9);
+            assert!(dst.iter().all(|&v| v == 9), "fill of {n}");
+        }
     }
 
     #[test]

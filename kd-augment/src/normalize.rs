@@ -420,7 +420,17 @@ impl CropFlipNormalize {
                 row[b..].fill(f);
                 let mid = &mut row[a..b];
                 if flip {
-                    for (o, &v) in mid.iter_mut().zip(seg.iter().rev()) {
+                    // Four at a time from the end of the output: a reversed iterator on either
+                    // side measured about 1.5 times slower than the forward loop.
+                    let mut o4 = mid.rchunks_exact_mut(4);
+                    let mut s4 = seg.chunks_exact(4);
+                    for (o, s) in (&mut o4).zip(&mut s4) {
+                        o[3] = lut[s[0] as usize];
+                        o[2] = lut[s[1] as usize];
+                        o[1] = lut[s[2] as usize];
+                        o[0] = lut[s[3] as usize];
+                    }
+                    for (o, &v) in o4.into_remainder().iter_mut().rev().zip(s4.remainder()) {
                         *o = lut[v as usize];
                     }
                 } else {

@@ -68,9 +68,10 @@ impl CropProblem {
             shape_strategy(3, 12),
             vec(0usize..=5, 4),
             any::<bool>(),
+            any::<bool>(),
             any::<u64>(),
         )
-            .prop_flat_map(|(shape, pad, all, seed)| {
+            .prop_flat_map(|(shape, pad, all, image_width, seed)| {
                 let padding = Padding::ltrb(pad[0], pad[1], pad[2], pad[3]);
                 let ph = shape.height + padding.top + padding.bottom;
                 let pw = shape.width + padding.left + padding.right;
@@ -81,11 +82,17 @@ impl CropProblem {
                         .prop_map(Fill::PerChannel)
                         .boxed()
                 };
+                // Crops as wide as the image (CIFAR's case) take a faster path: test it often.
+                let width = if image_width {
+                    Just(shape.width).boxed()
+                } else {
+                    (1..=pw).boxed()
+                };
                 (
                     Just(shape),
                     vec(any::<u8>(), shape.len()),
                     1..=ph,
-                    1..=pw,
+                    width,
                     Just(padding),
                     fill,
                     Just(seed),
@@ -108,11 +115,25 @@ impl CropProblem {
         Crop::rect(self.height, self.width, self.padding, self.fill.clone()).unwrap()
     }
 
-    /// torchvision's way: materialise the padded image, draw top then left, slice.
+    fn padded_size(&self) -> (usize, usize) {
+        let (s, p) = (self.shape, self.padding);
+        (s.height + p.top + p.bottom, s.width + p.left + p.right)
+    }
+
+    /// torchvision's way: draw top then left, then slice the padded image.
     fn reference(&self) -> Vec<u8> {
+        let (ph, pw) = self.padded_size();
+        let mut rng = Rng::seed_from_u64(self.seed);
+        let top = rng.below((ph - self.height + 1) as u64) as usize;
+        let left = rng.below((pw - self.width + 1) as u64) as usize;
+        self.reference_at(top, left)
+    }
+
+    /// The window at (`top`, `left`) of the materialised padded image.
+    fn reference_at(&self, top: usize, left: usize) -> Vec<u8> {
         let s = self.shape;
         let p = self.padding;
-        let (ph, pw) = (s.height + p.top + p.bottom, s.width + p.left + p.right);
+        let (ph, pw) = self.padded_size();
         let mut padded = vec![0u8; s.channels * ph * pw];
         for c in 0..s.channels {
             for y in 0..ph {
@@ -127,9 +148,6 @@ impl CropProblem {
                 }
             }
         }
-        let mut rng = Rng::seed_from_u64(self.seed);
-        let top = rng.below((ph - self.height + 1) as u64) as usize;
-        let left = rng.below((pw - self.width + 1) as u64) as usize;
         let mut out = Vec::with_capacity(s.channels * self.height * self.width);
         for c in 0..s.channels {
             for y in 0..self.height {
@@ -197,6 +215,51 @@ fn crop_regressions() -> Vec<CropProblem> {
 fn crop_regressions_match_reference() {
     for p in crop_regressions() {
         p.check();
+    }
+}
+
+/// Every offset of each regression case, including windows wholly above, below or beside the
+/// image (which once broke the full-width fast path).
+#[test]
+fn crop_regressions_at_every_offset() {
+    let mut cases = crop_regressions();
+    cases.push(CropProblem {
+        shape: ImageShape::new(1, 1, 1),
+        image: vec![0],
+        height: 1,
+        width: 1,
+        padding: Padding::ltrb(0, 2, 0, 0),
+        fill: Fill::PerChannel(vec![0]),
+        seed: 0,
+    });
+    cases.push(CropProblem {
+        shape: ImageShape::new(1, 1, 3),
+        image: vec![0, 65, 132],
+        height: 1,
+        width: 3,
+        padding: Padding::ltrb(0, 0, 0, 2),
+        fill: Fill::PerChannel(vec![116]),
+        seed: 0,
+    });
+    cases.push(CropProblem {
+        shape: ImageShape::new(2, 6, 11),
+        image: (0..132).map(|i| (i * 37 % 251) as u8).collect(),
+        height: 7,
+        width: 11,
+        padding: Padding::ltrb(0, 4, 3, 5),
+        fill: Fill::All(9),
+        seed: 0,
+    });
+    for p in cases {
+        let crop = p.crop();
+        let (ph, pw) = p.padded_size();
+        for top in 0..=ph - p.height {
+            for left in 0..=pw - p.width {
+                let mut out = vec![0; crop.output_shape(p.shape).len()];
+                crop.apply_at(&p.image, p.shape, top, left, &mut out);
+                assert_eq!(out, p.reference_at(top, left), "({top}, {left}) {p:?}");
+            }
+        }
     }
 }
 
@@ -1333,91 +1396,129 @@ fn bytes(v: &serde_json::Value) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Throughput (not a benchmark: `cargo test --release -p kd-augment --test basic_ops -- --ignored
-// --nocapture throughput`)
+// Throughput: a quick single-thread timing, not a benchmark (the criterion benches are separate).
+// `cargo test --release -p kd-augment --test basic_ops -- --ignored --nocapture throughput`
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 #[ignore]
 fn throughput() {
     use std::hint::black_box;
-    use std::time::Instant;
-    fn time(name: &str, images: usize, mut f: impl FnMut(usize)) {
-        for i in 0..images.min(2000) {
-            f(i);
+    use std::time::{Duration, Instant};
+    /// Images per second of `f(i)`, over at least half a second, best of three runs.
+    fn time(mut f: impl FnMut(usize)) -> f64 {
+        let mut best = 0f64;
+        for _ in 0..3 {
+            let (t, mut i) = (Instant::now(), 0);
+            while t.elapsed() < Duration::from_millis(500) {
+                for _ in 0..1000 {
+                    f(i);
+                    i += 1;
+                }
+            }
+            best = best.max(i as f64 / t.elapsed().as_secs_f64());
         }
-        let t = Instant::now();
-        for i in 0..images {
-            f(i);
-        }
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "{name:<44} {:>12.0} img/s  ({:.0} ns/img)",
-            images as f64 / s,
-            s * 1e9 / images as f64
-        );
+        best
     }
     let norm = Normalize::from_f64(&CIFAR100_MEAN, &CIFAR100_STD).unwrap();
+    println!(
+        "{:<40} {:>14} {:>14}",
+        "img/s, one thread", "hot (8 imgs)", "cold (24 MiB)"
+    );
     for (side, pad, hole) in [(32usize, 4usize, 8usize), (64, 8, 16)] {
         let shape = ImageShape::new(3, side, side);
-        let pool = 1024;
-        let mut rng = Rng::seed_from_u64(1);
-        let images: Vec<u8> = (0..pool)
-            .flat_map(|_| random_image(shape, &mut rng))
-            .collect();
-        let img = |i: usize| &images[(i % pool) * shape.len()..(i % pool + 1) * shape.len()];
-        let n = if side == 32 { 2_000_000 } else { 500_000 };
         let fused = CropFlipNormalize::new(
             Crop::new(side, pad, 0).unwrap(),
             Flip::default(),
             norm.clone(),
         );
-        let mut out = vec![0f32; shape.len()];
-        time(
-            &format!("fused crop+flip+normalize {side}x{side}"),
-            n,
-            |i| {
-                fused.apply(
-                    img(i),
-                    shape,
-                    &mut Rng::from_keys(&[7, 0, i as u64]),
-                    &mut out,
-                );
-                black_box(&out);
-            },
-        );
         let (crop, flip) = (Crop::new(side, pad, 0).unwrap(), Flip::default());
-        let (mut a, mut b) = (vec![0u8; shape.len()], vec![0u8; shape.len()]);
-        time(
-            &format!("separate crop, flip, normalize {side}x{side}"),
-            n,
-            |i| {
-                let mut r = Rng::from_keys(&[7, 0, i as u64]);
-                crop.apply(img(i), shape, &mut r, &mut a);
-                flip.apply(&a, shape, &mut r, &mut b);
-                norm.apply_into(&b, shape, &mut out);
-                black_box(&out);
-            },
-        );
-        time(&format!("crop+flip (u8) {side}x{side}"), n, |i| {
-            let mut r = Rng::from_keys(&[7, 0, i as u64]);
-            crop.apply(img(i), shape, &mut r, &mut a);
-            flip.apply(&a, shape, &mut r, &mut b);
-            black_box(&b);
-        });
-        time(&format!("normalize {side}x{side}"), n, |i| {
-            norm.apply_into(img(i), shape, &mut out);
-            black_box(&out);
-        });
+        let always = Flip::new(1.0).unwrap();
         let cutout = Cutout::new(1, hole, CutoutFill::Zero).unwrap();
-        time(&format!("cutout L={hole} {side}x{side}"), n, |i| {
-            cutout.apply(
-                img(i),
-                shape,
-                &mut Rng::from_keys(&[7, 0, i as u64]),
-                &mut a,
-            );
-            black_box(&a);
-        });
+        let mut rows: Vec<(String, [f64; 2])> = Vec::new();
+        for (k, pool) in [8usize, (24 << 20) / shape.len()].into_iter().enumerate() {
+            let mut rng = Rng::seed_from_u64(1);
+            let images: Vec<u8> = (0..pool)
+                .flat_map(|_| random_image(shape, &mut rng))
+                .collect();
+            // A stride coprime with the pool size visits the images out of order, like a shuffled epoch.
+            let img = |i: usize| {
+                let j = (i * 7919) % pool;
+                &images[j * shape.len()..(j + 1) * shape.len()]
+            };
+            let rng_of = |i: usize| Rng::from_keys(&[7, 0, i as u64]);
+            let (mut a, mut b) = (vec![0u8; shape.len()], vec![0u8; shape.len()]);
+            let mut out = vec![0f32; shape.len()];
+            let mut results = vec![
+                (
+                    "fused crop+flip+normalize",
+                    time(|i| {
+                        fused.apply(img(i), shape, &mut rng_of(i), &mut out);
+                        black_box(&out);
+                    }),
+                ),
+                (
+                    "crop, flip, normalize (separate)",
+                    time(|i| {
+                        let mut r = rng_of(i);
+                        crop.apply(img(i), shape, &mut r, &mut a);
+                        flip.apply(&a, shape, &mut r, &mut b);
+                        norm.apply_into(&b, shape, &mut out);
+                        black_box(&out);
+                    }),
+                ),
+                (
+                    "crop+flip (u8 out)",
+                    time(|i| {
+                        let mut r = rng_of(i);
+                        crop.apply(img(i), shape, &mut r, &mut a);
+                        flip.apply(&a, shape, &mut r, &mut b);
+                        black_box(&b);
+                    }),
+                ),
+                (
+                    "crop (u8)",
+                    time(|i| {
+                        crop.apply(img(i), shape, &mut rng_of(i), &mut a);
+                        black_box(&a);
+                    }),
+                ),
+                (
+                    "flip p=1 (u8)",
+                    time(|i| {
+                        always.apply(img(i), shape, &mut rng_of(i), &mut a);
+                        black_box(&a);
+                    }),
+                ),
+                (
+                    "normalize",
+                    time(|i| {
+                        norm.apply_into(img(i), shape, &mut out);
+                        black_box(&out);
+                    }),
+                ),
+            ];
+            results.push((
+                if hole == 8 {
+                    "cutout 1×8"
+                } else {
+                    "cutout 1×16"
+                },
+                time(|i| {
+                    cutout.apply(img(i), shape, &mut rng_of(i), &mut a);
+                    black_box(&a);
+                }),
+            ));
+            for (j, (name, v)) in results.into_iter().enumerate() {
+                if k == 0 {
+                    rows.push((format!("{name} {side}×{side}"), [v, 0.0]));
+                } else {
+                    rows[j].1[1] = v;
+                }
+            }
+        }
+        for (name, [hot, cold]) in rows {
+            println!("{name:<40} {hot:>14.0} {cold:>14.0}");
+        }
     }
 }
