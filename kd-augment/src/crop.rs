@@ -8,11 +8,13 @@
 //! `RandomCrop(32, padding=4)` both offsets are uniform over `0..=8`.
 //!
 //! The padded image is never built: each output row is the fill, or a copied segment of one
-//! source row with the fill on either side, so a crop costs one pass over its output.
+//! source row with the fill on either side, so a crop costs one pass over its output. A crop as
+//! wide as the image (CIFAR's case) is a single shifted copy of the rows it keeps, with the
+//! padding columns written over afterwards.
 //!
 //! Deliberate differences from torchvision:
-//! - Two draws are made on every call, even when the padded image has the crop's size and
-//!   torchvision draws nothing: the stream an op consumes then never depends on the image shape.
+//! - Two [`Rng::below`] draws are made on every call, even when the padded image has the crop's
+//!   size and torchvision draws nothing, so the draws never depend on the parameters' fit.
 //! - `pad_if_needed` and the non-constant padding modes are not implemented.
 //! - A crop larger than the padded image is an error ([`Crop::check`]; `apply` panics), as
 //!   torchvision raises `ValueError`.
