@@ -8,6 +8,7 @@ pub mod autoaugment;
 pub mod batch;
 pub mod crop;
 pub mod cutout;
+pub mod error;
 pub mod flip;
 pub mod normalize;
 pub mod pipeline;
@@ -15,6 +16,8 @@ pub mod rng;
 pub mod shape;
 pub mod transform;
 
+pub use error::AugmentError;
+pub use pipeline::{Pipeline, PipelineSpec, Randomness};
 pub use rng::Rng;
 pub use shape::ImageShape;
 pub use transform::{FnTransform, Identity, Transform};

@@ -62,7 +62,7 @@ impl Rng {
         Rng { s }
     }
 
-    /// A generator for the stream named by `keys` (see [`derive`]).
+    /// A generator for the stream named by `keys` (see [`derive()`]).
     pub fn from_keys(keys: &[u64]) -> Self {
         Self::seed_from_u64(derive(keys))
     }

@@ -17,6 +17,22 @@ pub trait Transform: Send + Sync {
     /// Transforms one CHW image `input` of shape `shape` into `out`, which has
     /// `output_shape(shape).len()` bytes.
     fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]);
+
+    /// Transforms one image of a batch, given both the image's own generator and the batch's.
+    ///
+    /// Ops that run with per-batch randomness draw from a clone of `batch_rng`, so every image
+    /// of the batch sees the same decisions; the others draw from `sample_rng`. The default uses
+    /// `sample_rng` only; [`crate::pipeline::Pipeline`] sends each op to its own.
+    fn apply_in_batch(
+        &self,
+        input: &[u8],
+        shape: ImageShape,
+        sample_rng: &mut Rng,
+        _batch_rng: &Rng,
+        out: &mut [u8],
+    ) {
+        self.apply(input, shape, sample_rng, out)
+    }
 }
 
 impl<T: Transform + ?Sized> Transform for Arc<T> {
@@ -26,6 +42,17 @@ impl<T: Transform + ?Sized> Transform for Arc<T> {
 
     fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
         (**self).apply(input, shape, rng, out)
+    }
+
+    fn apply_in_batch(
+        &self,
+        input: &[u8],
+        shape: ImageShape,
+        sample_rng: &mut Rng,
+        batch_rng: &Rng,
+        out: &mut [u8],
+    ) {
+        (**self).apply_in_batch(input, shape, sample_rng, batch_rng, out)
     }
 }
 

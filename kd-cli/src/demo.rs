@@ -6,12 +6,16 @@
 
 use crate::cli::DemoArgs;
 use anyhow::{Context, Result, ensure};
+use kd_augment::Pipeline;
 use kd_data::loader::{Batch, BatchImages, Loader, LoaderConfig, OutputFormat};
 use kd_data::subset::{Subset, SubsetSpec};
 use kd_data::synthetic::{self, SyntheticConfig};
 use kd_data::{Dataset, Normalization, Split, export};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The standard DA of every reference: torchvision's `RandomCrop(32, padding=4)` + flip.
+const STANDARD_DA: &str = "crop:4,flip";
 
 /// Runs `kd demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -69,9 +73,19 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         workers: threads,
         ..LoaderConfig::default()
     };
-    let loader = Loader::new(Arc::clone(&train), config.clone())?;
+    // Every loader of the demo runs the standard DA, per sample, on its worker threads.
+    let make = |workers: usize, output: OutputFormat| -> Result<Loader> {
+        let config = LoaderConfig {
+            workers,
+            output,
+            ..config.clone()
+        };
+        let standard = Pipeline::parse(STANDARD_DA, train.shape(), None)?;
+        Ok(Loader::new(Arc::clone(&train), config)?.with_transform(standard)?)
+    };
+    let loader = make(threads, OutputFormat::U8)?;
     println!(
-        "3. loader: batch {}, {} batches per epoch, order from (seed, epoch)",
+        "3. loader: batch {}, {} batches per epoch, order from (seed, epoch), \"{STANDARD_DA}\" per sample",
         args.batch_size,
         loader.len()
     );
@@ -79,14 +93,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         show(&batch);
     }
 
-    let one = Loader::new(
-        Arc::clone(&train),
-        LoaderConfig {
-            workers: 1,
-            ..config.clone()
-        },
-    )?;
-    let (h1, h2) = (epoch_hash(&one, 0), epoch_hash(&loader, 0));
+    let (h1, h2) = (
+        epoch_hash(&make(1, OutputFormat::U8)?, 0),
+        epoch_hash(&loader, 0),
+    );
     ensure!(
         h1 == h2,
         "batches differ between 1 and {threads} worker threads"
@@ -96,36 +106,24 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         epoch_hash(&loader, 1) != h1,
         "epochs 0 and 1 have the same order"
     );
-    println!("   epoch 1 has a different order, as it should\n");
+    println!("   epoch 1 has a different order and augmentation, as it should\n");
 
     println!(
-        "4. throughput, one epoch of {} images",
+        "4. throughput, one epoch of {} images through \"{STANDARD_DA}\"",
         loader.num_samples()
     );
-    let norm = Normalization::new(
-        &to_f32(&train.channel_stats().0),
-        &to_f32(&train.channel_stats().1),
-    );
+    let (mean, std) = train.channel_stats();
+    let norm = Normalization::new(&to_f32(&mean), &to_f32(&std));
     for (label, output) in [
         ("u8 batches", OutputFormat::U8),
         ("f32 normalised", OutputFormat::F32(norm)),
     ] {
         for workers in [1, threads] {
-            let l = Loader::new(
-                Arc::clone(&train),
-                LoaderConfig {
-                    workers,
-                    output: output.clone(),
-                    ..config.clone()
-                },
-            )?;
+            let l = make(workers, output.clone())?;
             let t = Instant::now();
             let n: usize = l.epoch(0).map(|b| b.len()).sum();
             let rate = n as f64 / t.elapsed().as_secs_f64();
-            println!(
-                "   {label:<15} {workers} thread(s): {:>10.0} images/s",
-                rate
-            );
+            println!("   {label:<15} {workers} thread(s): {rate:>10.0} images/s");
         }
     }
     println!("\nNext: `kd data download cifar100 --root data`, then `kd data info data`.");

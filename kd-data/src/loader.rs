@@ -15,6 +15,7 @@ use crate::error::{DataError, Result};
 use crate::norm::Normalization;
 use crate::subset::Subset;
 use crossbeam_channel::{Receiver, Sender};
+use kd_augment::normalize::Normalize;
 use kd_augment::rng::{Rng, domain};
 pub use kd_augment::transform::{FnTransform, Identity, Transform};
 use rayon::prelude::*;
@@ -133,8 +134,8 @@ pub struct Loader {
     config: LoaderConfig,
     transform: Arc<dyn Transform>,
     out_shape: ImageShape,
-    /// Per-channel `u8 → f32` tables of the normalisation: 256 values each.
-    tables: Option<Arc<[[f32; 256]]>>,
+    /// The normalisation of f32 output (kd-augment's table-driven one).
+    normalize: Option<Arc<Normalize>>,
     pool: Arc<rayon::ThreadPool>,
 }
 
@@ -182,16 +183,6 @@ fn check_normalization(norm: &Normalization, channels: Option<usize>) -> Result<
     Ok(())
 }
 
-/// `(v/255 − mean) / std` for every byte value `v`, per channel: workers look values up instead
-/// of dividing.
-fn normalization_tables(norm: &Normalization) -> Arc<[[f32; 256]]> {
-    norm.mean
-        .iter()
-        .zip(&norm.std)
-        .map(|(&m, &s)| std::array::from_fn(|v| (v as f32 / 255.0 - m) / s))
-        .collect()
-}
-
 impl Loader {
     /// A loader over every sample of `dataset`, without transform.
     pub fn new(dataset: Arc<Dataset>, config: LoaderConfig) -> Result<Loader> {
@@ -207,8 +198,18 @@ impl Loader {
                     format!("cannot start the threads: {e}"),
                 )
             })?;
-        let tables = match &config.output {
-            OutputFormat::F32(norm) => Some(normalization_tables(norm)),
+        let normalize = match &config.output {
+            OutputFormat::F32(norm) => {
+                check_normalization(norm, None)?;
+                let op = Normalize::new(norm.mean.clone(), norm.std.clone()).map_err(|e| {
+                    DataError::invalid(
+                        "normalization",
+                        format!("mean {:?}, std {:?}", norm.mean, norm.std),
+                        e.to_string(),
+                    )
+                })?;
+                Some(Arc::new(op))
+            }
             OutputFormat::U8 => None,
         };
         let loader = Loader {
@@ -217,7 +218,7 @@ impl Loader {
             dataset,
             config,
             transform: Arc::new(Identity),
-            tables,
+            normalize,
             pool: Arc::new(pool),
         };
         loader.check_output()?;
@@ -377,17 +378,17 @@ impl Loader {
 
     fn build(&self, epoch: u64, step: usize, indices: &[usize]) -> Batch {
         let per_image = self.out_shape.len();
-        let images = match &self.tables {
+        let images = match &self.normalize {
             None => {
                 let mut buf = vec![0u8; indices.len() * per_image];
                 self.pool.install(|| {
                     buf.par_chunks_mut(per_image)
                         .zip(indices.par_iter())
-                        .for_each(|(out, &i)| self.transform_sample(epoch, i, out))
+                        .for_each(|(out, &i)| self.transform_sample(epoch, step, i, out))
                 });
                 BatchImages::U8(buf)
             }
-            Some(tables) => {
+            Some(normalize) => {
                 let mut buf = vec![0f32; indices.len() * per_image];
                 self.pool.install(|| {
                     buf.par_chunks_mut(per_image)
@@ -395,8 +396,8 @@ impl Loader {
                         .for_each_init(
                             || vec![0u8; per_image],
                             |scratch, (out, &i)| {
-                                self.transform_sample(epoch, i, scratch);
-                                normalize(scratch, tables, self.out_shape.plane(), out);
+                                self.transform_sample(epoch, step, i, scratch);
+                                normalize.apply_into(scratch, self.out_shape, out);
                             },
                         )
                 });
@@ -416,26 +417,19 @@ impl Loader {
         }
     }
 
-    fn transform_sample(&self, epoch: u64, index: usize, out: &mut [u8]) {
-        let mut rng = Rng::from_keys(&[self.config.seed, domain::SAMPLE, epoch, index as u64]);
-        self.transform.apply(
+    /// Sample `index` goes through the transform with its own generator, from (seed, epoch,
+    /// index), and the batch's, from (seed, epoch, step), for the ops that draw once per batch.
+    fn transform_sample(&self, epoch: u64, step: usize, index: usize, out: &mut [u8]) {
+        let seed = self.config.seed;
+        let mut rng = Rng::from_keys(&[seed, domain::SAMPLE, epoch, index as u64]);
+        let batch_rng = Rng::from_keys(&[seed, domain::BATCH, epoch, step as u64]);
+        self.transform.apply_in_batch(
             self.dataset.image(index),
             self.dataset.shape(),
             &mut rng,
+            &batch_rng,
             out,
         );
-    }
-}
-
-fn normalize(image: &[u8], tables: &[[f32; 256]], plane: usize, out: &mut [f32]) {
-    for ((src, dst), table) in image
-        .chunks_exact(plane)
-        .zip(out.chunks_exact_mut(plane))
-        .zip(tables)
-    {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = table[s as usize];
-        }
     }
 }
 

@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn top1_and_top2() {
-        let logits = [0.1, 0.7, 0.2, 0.5, 0.3, 0.2, 0.0, 0.0, 1.0];
+        let logits = [0.1, 0.7, 0.2, 0.5, 0.3, 0.2, 0.0, 0.1, 1.0];
         let labels = [1, 1, 0];
         assert_eq!(top_k_correct(&logits, &labels, 3, 1), 1);
         assert_eq!(top_k_correct(&logits, &labels, 3, 2), 2);
