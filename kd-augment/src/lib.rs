@@ -13,11 +13,13 @@ pub mod flip;
 pub mod normalize;
 pub mod pipeline;
 pub mod rng;
+pub mod scheme;
 pub mod shape;
 pub mod transform;
 
 pub use error::AugmentError;
 pub use pipeline::{Pipeline, PipelineSpec, Randomness};
 pub use rng::Rng;
+pub use scheme::{Scheme, StrongerDa};
 pub use shape::ImageShape;
 pub use transform::{FnTransform, Identity, Transform};

@@ -26,6 +26,9 @@ pub enum Command {
     /// Datasets: download the official archives, inspect a folder, export images.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Augmentations: see what a pipeline or a scheme does.
+    #[command(subcommand)]
+    Augment(AugmentCommand),
     /// Internal: run by `kd doctor` inside `kd-engine` to query libtorch.
     #[command(hide = true)]
     EngineProbe,
@@ -148,4 +151,44 @@ pub struct ExportArgs {
     /// Upscale factor of the grid image (nearest neighbour).
     #[arg(long, default_value_t = 3)]
     pub scale: usize,
+}
+
+/// `kd augment …`
+#[derive(Debug, Subcommand)]
+pub enum AugmentCommand {
+    /// Write a PNG grid: each row an original image and several augmented draws of it.
+    Preview(PreviewArgs),
+}
+
+/// Options of `kd augment preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// A per-image pipeline, e.g. "crop:4,flip,cutout:8" or "autoaugment:cifar10".
+    #[arg(long, conflicts_with = "scheme")]
+    pub pipeline: Option<String>,
+    /// One of Good-DA-in-KD's schemes, applied per batch to the normalised images: identity,
+    /// flip, crop, crop+flip, cutout, autoaugment, mixup, cutmix, cutmix_pick:teacher_entropy.
+    #[arg(long)]
+    pub scheme: Option<String>,
+    /// The dataset folder, or `synthetic`.
+    #[arg(long, default_value = "synthetic")]
+    pub data: PathBuf,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+    /// Where to write the grid.
+    #[arg(long, default_value = "preview.png")]
+    pub out: PathBuf,
+    /// How many images (rows).
+    #[arg(long, default_value_t = 8)]
+    pub images: usize,
+    /// Augmented draws per image (columns after the original).
+    #[arg(long, default_value_t = 7)]
+    pub samples: usize,
+    /// Upscale factor of the grid (nearest neighbour).
+    #[arg(long, default_value_t = 3)]
+    pub scale: usize,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }

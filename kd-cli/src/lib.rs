@@ -3,6 +3,7 @@
 //! Nothing here may use kd-core: `kd` must start without libtorch (see [`engine`]). The commands
 //! that need libtorch live in `engine_main.rs`, the `kd-engine` binary.
 
+pub mod augment;
 pub mod cli;
 pub mod data;
 pub mod demo;

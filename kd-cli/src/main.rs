@@ -2,8 +2,9 @@
 //! `kd-engine` (see `engine.rs`).
 
 use clap::Parser;
+use kd_cli::cli::AugmentCommand;
 use kd_cli::cli::{Cli, Command};
-use kd_cli::{data, demo, doctor, engine};
+use kd_cli::{augment, data, demo, doctor, engine};
 
 fn main() {
     let cli = Cli::parse();
@@ -23,6 +24,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(cmd) => data::run(&cmd, cli.quiet),
+        Command::Augment(AugmentCommand::Preview(args)) => augment::preview(&args),
         Command::EngineProbe => unreachable!("handed to kd-engine"),
     }
 }

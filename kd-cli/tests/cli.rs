@@ -158,3 +158,52 @@ fn unknown_subcommands_and_options_are_rejected_by_name() {
     assert!(!out.status.success());
     assert!(stderr.contains("--colour"), "{stderr}");
 }
+
+#[test]
+fn augment_preview_writes_a_grid_for_a_pipeline_and_for_a_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--pipeline", "crop:4,flip,cutout:8"),
+        ("--scheme", "crop+flip"),
+    ] {
+        let png = dir.path().join(format!("{}.png", &flag[2..]));
+        let out = run(kd()
+            .args([
+                "augment",
+                "preview",
+                flag,
+                value,
+                "--images",
+                "3",
+                "--samples",
+                "2",
+                "--scale",
+                "1",
+                "--out",
+            ])
+            .arg(&png));
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("3 images"), "{stdout}");
+        // 3 columns of 32 px with 2 px padding around and between, 3 rows likewise.
+        let img = image_size(&png);
+        assert_eq!(img, (3 * 32 + 4 * 2, 3 * 32 + 4 * 2));
+    }
+    let out = run(kd()
+        .args(["augment", "preview", "--pipeline", "crop:4,flp", "--out"])
+        .arg(dir.path().join("x.png")));
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("'flp'") && stderr.contains("did you mean 'flip'"),
+        "{stderr}"
+    );
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn image_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[1..4], b"PNG");
+    let be = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    (be(16), be(20))
+}
