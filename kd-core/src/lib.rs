@@ -1,4 +1,5 @@
-//! The libtorch side of kd: devices and runtime information now; models, losses, distillers,
-//! the optimizer and the trainer as the later issues add them.
+//! The libtorch side of kd: the model zoo and runtime information now; losses, distillers, the
+//! optimizer and the trainer as the later issues add them.
 
+pub mod models;
 pub mod runtime;

@@ -1,0 +1,195 @@
+//! Layers initialised as the reference code bases initialise them, not as tch does.
+//!
+//! tch differs from PyTorch (kd-codebases.md C.1–C.2): BatchNorm weights start U(0, 1) instead of
+//! 1, convolutions are Kaiming-uniform with gain √2 instead of PyTorch's `kaiming_uniform_(a=√5)`
+//! (bound 1/√fan_in), and convolution biases start at 0 instead of U(±1/√fan_in). Every layer
+//! of the zoo is made here, with the initialisation named explicitly.
+
+use tch::nn::{self, Init};
+
+/// How a convolution's weight starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConvInit {
+    /// PyTorch's default for `nn.Conv2d`: U(±1/√fan_in) (kaiming_uniform with a = √5).
+    TorchDefault,
+    /// `kaiming_normal_(mode='fan_out', nonlinearity='relu')`: N(0, √(2/fan_out)) with PyTorch's
+    /// fan_out = out_channels·k² (groups do not enter it).
+    KaimingNormalFanOut,
+    /// N(0, √(2/(k²·out))), the WRN/VGG/MobileNetV2 re-initialisation (the same numbers as
+    /// `KaimingNormalFanOut`, written as the references write it).
+    NormalSqrt2OverK2Out,
+}
+
+/// PyTorch's default bound for a layer with `fan_in` inputs: 1/√fan_in.
+pub fn torch_default_bound(fan_in: i64) -> f64 {
+    1.0 / (fan_in as f64).sqrt()
+}
+
+/// A 2-D convolution `c_in → c_out`, kernel `k`, with `stride`, `padding`, `groups` and an
+/// optional bias (PyTorch's default bias init when present).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+    bias: bool,
+    init: ConvInit,
+) -> nn::Conv2D {
+    let fan_in = c_in / groups * k * k;
+    let fan_out = c_out * k * k;
+    let ws_init = match init {
+        ConvInit::TorchDefault => {
+            let b = torch_default_bound(fan_in);
+            Init::Uniform { lo: -b, up: b }
+        }
+        ConvInit::KaimingNormalFanOut | ConvInit::NormalSqrt2OverK2Out => Init::Randn {
+            mean: 0.0,
+            stdev: (2.0 / fan_out as f64).sqrt(),
+        },
+    };
+    let b = torch_default_bound(fan_in);
+    let cfg = nn::ConvConfig {
+        stride,
+        padding,
+        groups,
+        bias,
+        ws_init,
+        bs_init: Init::Uniform { lo: -b, up: b },
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+/// BatchNorm2d with PyTorch's defaults: weight 1, bias 0, momentum 0.1, eps 1e-5.
+pub fn batch_norm2d(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, bn_config(true))
+}
+
+/// BatchNorm2d without affine parameters (kd_data's `nobn` teachers).
+pub fn batch_norm2d_no_affine(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, bn_config(false))
+}
+
+/// BatchNorm1d with PyTorch's defaults.
+pub fn batch_norm1d(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm1d(p, c, bn_config(true))
+}
+
+fn bn_config(affine: bool) -> nn::BatchNormConfig {
+    nn::BatchNormConfig {
+        ws_init: Init::Const(1.0),
+        bs_init: Init::Const(0.0),
+        affine,
+        ..Default::default()
+    }
+}
+
+/// How a linear layer's weight starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinearInit {
+    /// PyTorch's default: weight and bias U(±1/√fan_in).
+    TorchDefault,
+    /// N(0, 0.01) weight and zero bias (VGG and MobileNetV2 in RepDistiller).
+    Normal001,
+    /// PyTorch's default weight and a zero bias (WRN's `m.bias.data.zero_()`).
+    TorchDefaultZeroBias,
+}
+
+/// A linear layer `d_in → d_out`.
+pub fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> nn::Linear {
+    let b = torch_default_bound(d_in);
+    let (ws_init, bs_init) = match init {
+        LinearInit::TorchDefault => (
+            Init::Uniform { lo: -b, up: b },
+            Init::Uniform { lo: -b, up: b },
+        ),
+        LinearInit::Normal001 => (
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
+            Init::Const(0.0),
+        ),
+        LinearInit::TorchDefaultZeroBias => (Init::Uniform { lo: -b, up: b }, Init::Const(0.0)),
+    };
+    nn::linear(
+        p,
+        d_in,
+        d_out,
+        nn::LinearConfig {
+            ws_init,
+            bs_init: Some(bs_init),
+            bias: true,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn batch_norm_starts_at_one_and_zero() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _bn = batch_norm2d(vs.root() / "bn", 8);
+        let vars = vs.variables();
+        assert_eq!(
+            f64::try_from(vars["bn.weight"].mean(Kind::Float)).unwrap(),
+            1.0
+        );
+        assert_eq!(
+            f64::try_from(vars["bn.bias"].abs().sum(Kind::Float)).unwrap(),
+            0.0
+        );
+        let mut names: Vec<_> = vars.keys().cloned().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["bn.bias", "bn.running_mean", "bn.running_var", "bn.weight"]
+        );
+    }
+
+    #[test]
+    fn conv_inits_have_the_reference_spread() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _a = conv2d(
+            vs.root() / "a",
+            64,
+            128,
+            3,
+            1,
+            1,
+            1,
+            false,
+            ConvInit::KaimingNormalFanOut,
+        );
+        let _b = conv2d(
+            vs.root() / "b",
+            64,
+            128,
+            3,
+            1,
+            1,
+            1,
+            true,
+            ConvInit::TorchDefault,
+        );
+        let vars = vs.variables();
+        let std = f64::try_from(vars["a.weight"].std(true)).unwrap();
+        let want = (2.0f64 / (128.0 * 9.0)).sqrt();
+        assert!((std / want - 1.0).abs() < 0.02, "std {std} vs {want}");
+        let max = f64::try_from(vars["b.weight"].abs().max()).unwrap();
+        let bound = 1.0 / (64.0f64 * 9.0).sqrt();
+        assert!(
+            max <= bound && max > 0.95 * bound,
+            "max {max} vs bound {bound}"
+        );
+        assert!(!vars.contains_key("a.bias") && vars.contains_key("b.bias"));
+    }
+}
