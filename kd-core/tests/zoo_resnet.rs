@@ -99,3 +99,13 @@ fn cifar_resnet_takes_64_inputs() {
     assert_eq!(feats[4], [2, 64]);
     assert_eq!(logits, [2, 200]);
 }
+
+#[test]
+fn parity_resnet8() {
+    common::parity("resnet", "resnet8", 10);
+}
+
+#[test]
+fn parity_resnet8x4() {
+    common::parity("resnet", "resnet8x4", 10);
+}
