@@ -1,6 +1,8 @@
 //! RepDistiller's mobile models (MobileNetV2 = `mobile_half`, ShuffleV1, ShuffleV2): parameter
 //! counts against kd-codebases.md B.4, feature shapes, `state_dict` names and initialisation.
 
+mod common;
+
 use kd_core::models::shufflenetv1::channel_shuffle;
 use kd_core::models::{self, Model, ModelConfig, ModelError};
 use tch::{Device, Kind, Tensor, nn};
@@ -311,4 +313,19 @@ fn initialisation_is_the_reference_one() {
         assert_eq!(vars["bn1.weight"].mean(Kind::Double).double_value(&[]), 1.0);
         assert_eq!(max(&vars["bn1.bias"]), 0.0);
     }
+}
+
+#[test]
+fn parity_mobilenetv2() {
+    common::parity("mobile", "MobileNetV2", 10);
+}
+
+#[test]
+fn parity_shufflev1() {
+    common::parity("mobile", "ShuffleV1", 10);
+}
+
+#[test]
+fn parity_shufflev2() {
+    common::parity("mobile", "ShuffleV2", 100);
 }

@@ -1,6 +1,8 @@
 //! RepDistiller's VGGs (with BatchNorm): parameter counts against kd-codebases.md B.4, feature
 //! shapes, `state_dict` names and the reference's initialisation.
 
+mod common;
+
 use kd_core::models::{self, Model, ModelConfig};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -160,4 +162,19 @@ fn initialisation_is_the_reference_one() {
     assert!((std(w) / want - 1.0).abs() < 0.02, "conv std {}", std(w));
     let fc = std(&vars["classifier.weight"]);
     assert!((fc / 0.01 - 1.0).abs() < 0.05, "classifier std {fc}");
+}
+
+#[test]
+fn parity_vgg8() {
+    common::parity("vgg", "vgg8", 10);
+}
+
+#[test]
+fn parity_vgg13() {
+    common::parity("vgg", "vgg13", 100);
+}
+
+#[test]
+fn parity_vgg8_at_64_pixels_uses_pool3() {
+    common::parity_at("vgg", "vgg8", 200, 64);
 }
