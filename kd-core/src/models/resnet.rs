@@ -58,7 +58,7 @@ pub(crate) fn global_avg_pool(xs: &Tensor) -> Tensor {
 }
 
 /// A 3×3 convolution without bias (the reference's `conv3x3`), Kaiming-normal fan-out.
-fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
+pub(crate) fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
     init::conv2d(
         p,
         c_in,
@@ -103,9 +103,10 @@ impl Downsample {
     }
 }
 
-/// Post-activation BasicBlock: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU.
+/// Post-activation BasicBlock: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU. Also
+/// torchvision's BasicBlock (same layers, names and init), used by `resnet_imagenet`.
 #[derive(Debug)]
-struct BasicBlock {
+pub(crate) struct BasicBlock {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     conv2: nn::Conv2D,
@@ -144,12 +145,12 @@ impl BasicBlock {
 
 /// One stage (`layerN`): a sequence of blocks indexed `0..n`.
 #[derive(Debug)]
-struct Stage {
+pub(crate) struct Stage {
     blocks: Vec<BasicBlock>,
 }
 
 impl Stage {
-    fn new(p: &nn::Path, n: i64, c_in: i64, c_out: i64, stride: i64) -> Self {
+    pub(crate) fn new(p: &nn::Path, n: i64, c_in: i64, c_out: i64, stride: i64) -> Self {
         let blocks = (0..n)
             .map(|i| {
                 let (c, s) = if i == 0 { (c_in, stride) } else { (c_out, 1) };
@@ -160,7 +161,7 @@ impl Stage {
     }
 
     /// The stage output and the pre-ReLU sum of its last block.
-    fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
         let mut it = self.blocks.iter();
         let first = it.next().expect("a stage has at least one block");
         it.fold(first.forward(xs, train), |(out, _), b| {
