@@ -5,7 +5,86 @@
 //! (bound 1/√fan_in), and convolution biases start at 0 instead of U(±1/√fan_in). Every layer
 //! of the zoo is made here, with the initialisation named explicitly.
 
-use tch::nn::{self, Init};
+use std::cell::Cell;
+use std::ops::{Deref, DerefMut};
+use tch::Tensor;
+use tch::nn::{self, Init, Module};
+
+thread_local! {
+    /// Multiply-accumulates per sample counted by the layers below while [`count_macs`] runs.
+    static MACS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` and returns its result with the multiply-accumulates per sample that the
+/// convolutions and linear layers of this module did in it (on this thread). BatchNorm,
+/// activations and pooling are not counted, as in the MAC counts papers report.
+pub fn count_macs<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let outer = MACS.with(|m| m.replace(Some(0)));
+    let r = f();
+    let counted = MACS.with(|m| m.replace(outer)).unwrap_or(0);
+    (r, counted)
+}
+
+fn add_macs(output: &Tensor, per_output: i64) {
+    MACS.with(|m| {
+        if let Some(n) = m.get() {
+            let batch = output.size().first().copied().unwrap_or(1).max(1);
+            let per_sample = output.numel() as i64 / batch;
+            m.set(Some(n + (per_sample * per_output) as u64));
+        }
+    });
+}
+
+/// A convolution that counts its multiply-accumulates under [`count_macs`]; otherwise tch's.
+#[derive(Debug)]
+pub struct Conv2d {
+    inner: nn::Conv2D,
+    /// Multiply-accumulates per output element: (c_in/groups)·k².
+    per_output: i64,
+}
+
+impl Module for Conv2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let y = self.inner.forward(xs);
+        add_macs(&y, self.per_output);
+        y
+    }
+}
+
+impl Deref for Conv2d {
+    type Target = nn::Conv2D;
+    fn deref(&self) -> &nn::Conv2D {
+        &self.inner
+    }
+}
+
+impl DerefMut for Conv2d {
+    fn deref_mut(&mut self) -> &mut nn::Conv2D {
+        &mut self.inner
+    }
+}
+
+/// A linear layer that counts its multiply-accumulates under [`count_macs`]; otherwise tch's.
+#[derive(Debug)]
+pub struct Linear {
+    inner: nn::Linear,
+    per_output: i64,
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let y = self.inner.forward(xs);
+        add_macs(&y, self.per_output);
+        y
+    }
+}
+
+impl Deref for Linear {
+    type Target = nn::Linear;
+    fn deref(&self) -> &nn::Linear {
+        &self.inner
+    }
+}
 
 /// How a convolution's weight starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,7 +117,7 @@ pub fn conv2d(
     groups: i64,
     bias: bool,
     init: ConvInit,
-) -> nn::Conv2D {
+) -> Conv2d {
     let fan_in = c_in / groups * k * k;
     let fan_out = c_out * k * k;
     let ws_init = match init {
@@ -61,7 +140,10 @@ pub fn conv2d(
         bs_init: Init::Uniform { lo: -b, up: b },
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    Conv2d {
+        inner: nn::conv2d(p, c_in, c_out, k, cfg),
+        per_output: c_in / groups * k * k,
+    }
 }
 
 /// BatchNorm2d with PyTorch's defaults: weight 1, bias 0, momentum 0.1, eps 1e-5.
@@ -100,7 +182,7 @@ pub enum LinearInit {
 }
 
 /// A linear layer `d_in → d_out`.
-pub fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> nn::Linear {
+pub fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> Linear {
     let b = torch_default_bound(d_in);
     let (ws_init, bs_init) = match init {
         LinearInit::TorchDefault => (
@@ -116,7 +198,7 @@ pub fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> nn::Linea
         ),
         LinearInit::TorchDefaultZeroBias => (Init::Uniform { lo: -b, up: b }, Init::Const(0.0)),
     };
-    nn::linear(
+    let inner = nn::linear(
         p,
         d_in,
         d_out,
@@ -125,13 +207,43 @@ pub fn linear(p: nn::Path, d_in: i64, d_out: i64, init: LinearInit) -> nn::Linea
             bs_init: Some(bs_init),
             bias: true,
         },
-    )
+    );
+    Linear {
+        inner,
+        per_output: d_in,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn macs_are_counted_only_while_asked() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = conv2d(
+            vs.root() / "c",
+            4,
+            6,
+            3,
+            1,
+            1,
+            2,
+            false,
+            ConvInit::TorchDefault,
+        );
+        let fc = linear(vs.root() / "fc", 10, 3, LinearInit::TorchDefault);
+        let x = Tensor::zeros([5, 4, 7, 7], (Kind::Float, Device::Cpu));
+        let (_, macs) = count_macs(|| {
+            conv.forward(&x);
+            fc.forward(&Tensor::zeros([5, 10], (Kind::Float, Device::Cpu)))
+        });
+        // Per sample: 6·7·7 outputs × (4/2)·3² + 3 outputs × 10.
+        assert_eq!(macs, 6 * 49 * 2 * 9 + 30);
+        let (_, none) = count_macs(|| ());
+        assert_eq!(none, 0);
+    }
 
     #[test]
     fn batch_norm_starts_at_one_and_zero() {

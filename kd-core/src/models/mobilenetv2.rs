@@ -37,7 +37,7 @@ const SETTINGS: [(i64, i64, i64, i64); 7] = [
 /// `nn.Sequential` indices); the ReLU, when any, is applied by the caller.
 #[derive(Debug)]
 struct ConvBn {
-    conv: nn::Conv2D,
+    conv: init::Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -108,7 +108,7 @@ pub struct MobileNetV2 {
     conv1: ConvBn,
     blocks: Vec<Vec<InvertedResidual>>,
     conv2: ConvBn,
-    classifier: nn::Linear,
+    classifier: init::Linear,
     pool: i64,
 }
 

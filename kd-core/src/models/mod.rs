@@ -119,3 +119,40 @@ pub fn build(name: &str, vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Mod
         known: names().join(", "),
     })
 }
+
+/// A model's size: what `kd models` lists.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// The registry name.
+    pub name: String,
+    /// Trainable parameters (PyTorch's `sum(p.numel() for p in model.parameters())`).
+    pub parameters: i64,
+    /// Multiply-accumulates of one forward pass of one image, convolutions and linear layers.
+    pub macs: u64,
+    /// The feature tensors' shapes for one image, as `forward_features` returns them.
+    pub feature_shapes: Vec<Vec<i64>>,
+}
+
+/// Builds `name` on the CPU and measures it with one eval forward of a single image.
+pub fn summarize(name: &str, cfg: &ModelConfig) -> Result<Summary, ModelError> {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let model = build(name, &vs.root(), cfg)?;
+    let parameters = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let x = Tensor::zeros(
+        [1, 3, cfg.input_size, cfg.input_size],
+        (tch::Kind::Float, tch::Device::Cpu),
+    );
+    let (out, macs) =
+        init::count_macs(|| tch::no_grad(|| model.forward_features(&x, false, false)));
+    let feature_shapes = out.features.iter().map(|f| f.size()).collect();
+    Ok(Summary {
+        name: name.to_string(),
+        parameters,
+        macs,
+        feature_shapes,
+    })
+}

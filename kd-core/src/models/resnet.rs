@@ -58,7 +58,7 @@ pub(crate) fn global_avg_pool(xs: &Tensor) -> Tensor {
 }
 
 /// A 3×3 convolution without bias (the reference's `conv3x3`), Kaiming-normal fan-out.
-pub(crate) fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
+pub(crate) fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> init::Conv2d {
     init::conv2d(
         p,
         c_in,
@@ -76,7 +76,7 @@ pub(crate) fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Co
 /// variables are `downsample.0.weight` and `downsample.1.*`.
 #[derive(Debug)]
 struct Downsample {
-    conv: nn::Conv2D,
+    conv: init::Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -107,9 +107,9 @@ impl Downsample {
 /// torchvision's BasicBlock (same layers, names and init), used by `resnet_imagenet`.
 #[derive(Debug)]
 pub(crate) struct BasicBlock {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
+    conv2: init::Conv2d,
     bn2: nn::BatchNorm,
     downsample: Option<Downsample>,
 }
@@ -177,12 +177,12 @@ impl Stage {
 /// pooled `[n, c3]` vector.
 #[derive(Debug)]
 pub struct ResNet {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
     layer1: Stage,
     layer2: Stage,
     layer3: Stage,
-    fc: nn::Linear,
+    fc: init::Linear,
 }
 
 impl ResNet {

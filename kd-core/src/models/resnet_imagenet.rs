@@ -28,10 +28,10 @@ pub const ENTRIES: &[(&str, Builder)] = &[("resnet18", resnet18), ("resnet34", r
 /// A torchvision-layout ResNet with BasicBlocks.
 #[derive(Debug)]
 pub struct ResNetImageNet {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
     layers: [Stage; 4],
-    fc: nn::Linear,
+    fc: init::Linear,
 }
 
 impl ResNetImageNet {

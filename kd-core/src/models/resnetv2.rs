@@ -21,7 +21,7 @@ pub const ENTRIES: &[(&str, Builder)] = &[("ResNet50", resnet50)];
 /// Bottleneck expansion: a block outputs 4 × its planes.
 const EXPANSION: i64 = 4;
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> init::Conv2d {
     init::conv2d(
         p,
         c_in,
@@ -39,18 +39,18 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
 /// `shortcut.1`); absent (identity) where the shape is kept.
 #[derive(Debug)]
 struct Shortcut {
-    conv: nn::Conv2D,
+    conv: init::Conv2d,
     bn: nn::BatchNorm,
 }
 
 /// 1×1 → BN → ReLU → 3×3(stride) → BN → ReLU → 1×1 → BN, plus the shortcut, then ReLU.
 #[derive(Debug)]
 struct Bottleneck {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
+    conv2: init::Conv2d,
     bn2: nn::BatchNorm,
-    conv3: nn::Conv2D,
+    conv3: init::Conv2d,
     bn3: nn::BatchNorm,
     shortcut: Option<Shortcut>,
 }
@@ -130,10 +130,10 @@ impl Stage {
 /// pooled `[n, 2048]` vector.
 #[derive(Debug)]
 pub struct ResNetV2 {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
     layers: [Stage; 4],
-    linear: nn::Linear,
+    linear: init::Linear,
 }
 
 impl ResNetV2 {

@@ -31,7 +31,7 @@ pub fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
 }
 
 /// A bias-free convolution with PyTorch's default initialisation.
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> init::Conv2d {
     init::conv2d(
         p,
         c_in,
@@ -50,11 +50,11 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) ->
 /// it is added; then ReLU.
 #[derive(Debug)]
 struct Bottleneck {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
+    conv2: init::Conv2d,
     bn2: nn::BatchNorm,
-    conv3: nn::Conv2D,
+    conv3: init::Conv2d,
     bn3: nn::BatchNorm,
     /// The groups of `conv1`, which the shuffle after it uses too (1 on the 24-channel stem).
     shuffle_groups: i64,
@@ -95,10 +95,10 @@ impl Bottleneck {
 /// kuangliu's CIFAR ShuffleNet (v1).
 #[derive(Debug)]
 pub struct ShuffleNetV1 {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
     layers: Vec<Vec<Bottleneck>>,
-    linear: nn::Linear,
+    linear: init::Linear,
 }
 
 impl ShuffleNetV1 {

@@ -23,7 +23,7 @@ pub const ENTRIES: &[(&str, Builder)] = &[("ShuffleV2", shuffle_v2)];
 
 /// A bias-free convolution with PyTorch's default initialisation; `depthwise` makes it a
 /// per-channel 3×3 with `stride`, otherwise it is a 1×1.
-fn conv(p: nn::Path, c_in: i64, c_out: i64, depthwise: bool, stride: i64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, depthwise: bool, stride: i64) -> init::Conv2d {
     let (k, groups) = if depthwise { (3, c_in) } else { (1, 1) };
     init::conv2d(
         p,
@@ -41,7 +41,7 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, depthwise: bool, stride: i64) -> nn:
 /// A convolution and its BatchNorm, named `conv{i}` and `bn{i}` under the unit.
 #[derive(Debug)]
 struct ConvBn {
-    conv: nn::Conv2D,
+    conv: init::Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -133,12 +133,12 @@ struct Stage {
 /// kuangliu's CIFAR ShuffleNetV2.
 #[derive(Debug)]
 pub struct ShuffleNetV2 {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn1: nn::BatchNorm,
     stages: Vec<Stage>,
-    conv2: nn::Conv2D,
+    conv2: init::Conv2d,
     bn2: nn::BatchNorm,
-    linear: nn::Linear,
+    linear: init::Linear,
 }
 
 impl ShuffleNetV2 {

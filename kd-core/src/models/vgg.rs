@@ -56,7 +56,7 @@ pub const CFG_E: [&[i64]; 5] = [
 /// One `conv3×3 (with bias) → BatchNorm` pair of a block.
 #[derive(Debug)]
 struct ConvBn {
-    conv: nn::Conv2D,
+    conv: init::Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -120,7 +120,7 @@ impl Block {
 #[derive(Debug)]
 pub struct Vgg {
     blocks: Vec<Block>,
-    classifier: nn::Linear,
+    classifier: init::Linear,
 }
 
 impl Vgg {

@@ -26,7 +26,7 @@ pub const ENTRIES: &[(&str, Builder)] = &[
     ("wrn_40_2", wrn_40_2),
 ];
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> init::Conv2d {
     init::conv2d(
         p,
         c_in,
@@ -44,11 +44,11 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
 #[derive(Debug)]
 struct Block {
     bn1: nn::BatchNorm,
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     bn2: nn::BatchNorm,
-    conv2: nn::Conv2D,
+    conv2: init::Conv2d,
     /// Present exactly when the width changes (`not equalInOut`).
-    conv_shortcut: Option<nn::Conv2D>,
+    conv_shortcut: Option<init::Conv2d>,
 }
 
 impl Block {
@@ -113,12 +113,12 @@ impl NetworkBlock {
 /// twice per step, a quirk kept for fidelity.
 #[derive(Debug)]
 pub struct WideResNet {
-    conv1: nn::Conv2D,
+    conv1: init::Conv2d,
     block1: NetworkBlock,
     block2: NetworkBlock,
     block3: NetworkBlock,
     bn1: nn::BatchNorm,
-    fc: nn::Linear,
+    fc: init::Linear,
 }
 
 impl WideResNet {
