@@ -1,8 +1,10 @@
 //! Loader throughput on a CIFAR-sized dataset: images per second for a full epoch, by worker
-//! count, without transform, with a closure that copies, and with `f32` normalisation.
+//! count, without transform, with a closure that copies, and with `f32` normalisation; and end to
+//! end with CIFAR's standard augmentation (`crop:4,flip`, then `f32` normalisation), the loader
+//! counterpart of torchvision's DataLoader in `benches/python/reference_augment.py`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kd_augment::Rng;
+use kd_augment::{Pipeline, Rng};
 use kd_data::loader::{FnTransform, Loader, LoaderConfig, OutputFormat};
 use kd_data::{Dataset, ImageShape, Normalization};
 use std::sync::Arc;
@@ -94,9 +96,45 @@ fn epoch_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// One epoch of 10 000 CIFAR-sized images through `crop:4,flip` and CIFAR-100 normalisation.
+fn crop_flip_normalise(c: &mut Criterion) {
+    let dataset = cifar_sized();
+    let mut group = c.benchmark_group("loader_crop_flip_normalise");
+    for workers in [1, 2] {
+        let config = LoaderConfig {
+            batch_size: BATCH,
+            drop_last: true,
+            workers,
+            output: OutputFormat::F32(Normalization::preset("cifar100").unwrap()),
+            ..LoaderConfig::default()
+        };
+        let pipeline = Pipeline::parse("crop:4,flip", dataset.shape(), None).unwrap();
+        let loader = Loader::new(dataset.clone(), config)
+            .unwrap()
+            .with_transform(pipeline)
+            .unwrap();
+        group.throughput(Throughput::Elements((loader.len() * BATCH) as u64));
+        let mut epoch = 0;
+        group.bench_with_input(
+            BenchmarkId::new("f32-cifar100", format!("{workers}w")),
+            &loader,
+            |b, loader| {
+                b.iter(|| {
+                    epoch += 1;
+                    loader
+                        .epoch(epoch)
+                        .map(|batch| std::hint::black_box(batch).len())
+                        .sum::<usize>()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5));
-    targets = epoch_throughput
+    targets = epoch_throughput, crop_flip_normalise
 }
 criterion_main!(benches);
