@@ -367,8 +367,7 @@ impl CropFlipNormalize {
 
     /// Whether the transform applies to images of `shape`.
     pub fn check(&self, shape: ImageShape) -> Result<(), NormalizeError> {
-        self.crop.check(shape)?;
-        self.normalize.check(shape)
+        Self::check_parts(&self.crop, &self.normalize, shape)
     }
 
     /// Transforms one CHW image `input` of `shape` into `out` (`output_shape(shape).len()` values).
@@ -376,7 +375,42 @@ impl CropFlipNormalize {
     /// # Panics
     /// If a length does not match or [`CropFlipNormalize::check`] fails.
     pub fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [f32]) {
-        if let Err(e) = self.check(shape) {
+        Self::apply_parts(
+            &self.crop,
+            &self.flip,
+            &self.normalize,
+            input,
+            shape,
+            rng,
+            out,
+        )
+    }
+
+    fn check_parts(
+        crop: &Crop,
+        normalize: &Normalize,
+        shape: ImageShape,
+    ) -> Result<(), NormalizeError> {
+        crop.check(shape)?;
+        normalize.check(shape)
+    }
+
+    /// [`CropFlipNormalize::apply`] with borrowed parts: what a pipeline holding a crop and a
+    /// flip runs when its caller wants normalised floats (the loader's fused path). The draws
+    /// are exactly those of `crop` then `flip` with `rng`.
+    ///
+    /// # Panics
+    /// As [`CropFlipNormalize::apply`].
+    pub fn apply_parts(
+        crop: &Crop,
+        flip: &Flip,
+        normalize: &Normalize,
+        input: &[u8],
+        shape: ImageShape,
+        rng: &mut Rng,
+        out: &mut [f32],
+    ) {
+        if let Err(e) = Self::check_parts(crop, normalize, shape) {
             panic!("{e}");
         }
         assert_eq!(
@@ -386,7 +420,7 @@ impl CropFlipNormalize {
             input.len(),
             shape.len()
         );
-        let out_shape = self.output_shape(shape);
+        let out_shape = ImageShape::new(shape.channels, crop.height(), crop.width());
         assert_eq!(
             out.len(),
             out_shape.len(),
@@ -394,9 +428,9 @@ impl CropFlipNormalize {
             out.len(),
             out_shape.len()
         );
-        let (top, left) = self.crop.offsets(shape, rng);
-        let flip = self.flip.decide(rng);
-        let win = self.crop.window(shape, top, left);
+        let (top, left) = crop.offsets(shape, rng);
+        let flip = flip.decide(rng);
+        let win = crop.window(shape, top, left);
         let (ow, plane) = (win.out_w, shape.plane());
         let cols = win.src_cols();
         // Flipping mirrors which output columns come from the source.
@@ -406,8 +440,8 @@ impl CropFlipNormalize {
             (win.xa, win.xb)
         };
         for c in 0..shape.channels {
-            let lut = self.normalize.table(c);
-            let f = lut[self.crop.fill().value(c) as usize];
+            let lut = normalize.table(c);
+            let f = lut[crop.fill().value(c) as usize];
             let src = &input[c * plane..(c + 1) * plane];
             let dst = &mut out[c * out_shape.plane()..(c + 1) * out_shape.plane()];
             for (y, row) in dst.chunks_exact_mut(ow).enumerate() {

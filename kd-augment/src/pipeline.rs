@@ -29,6 +29,7 @@ use crate::crop::{CenterCrop, Crop, Fill};
 use crate::cutout::{Cutout, CutoutFill};
 use crate::error::AugmentError;
 use crate::flip::Flip;
+use crate::normalize::{CropFlipNormalize, Normalize};
 use crate::rng::Rng;
 use crate::shape::ImageShape;
 use crate::transform::Transform;
@@ -439,6 +440,9 @@ pub struct Pipeline {
     spec: PipelineSpec,
     stages: Vec<Stage>,
     input: ImageShape,
+    /// `crop,flip` drawn per sample — every reference's standard DA — also as typed ops, for
+    /// the one-pass crop+flip+normalise of [`Transform::apply_normalized`].
+    crop_flip: Option<(Crop, Flip)>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -474,10 +478,25 @@ impl PipelineSpec {
             });
             shape = output;
         }
+        let per_sample = stages.iter().all(|s| s.randomness == Randomness::PerSample);
+        let crop_flip = match self.ops.as_slice() {
+            [
+                OpSpec {
+                    kind: crop @ OpKind::Crop { .. },
+                    ..
+                },
+                OpSpec {
+                    kind: OpKind::Flip { p },
+                    ..
+                },
+            ] if per_sample => Some((build_crop(crop, input, mean)?, Flip::new(*p)?)),
+            _ => None,
+        };
         Ok(Pipeline {
             spec: self.clone(),
             stages,
             input,
+            crop_flip,
         })
     }
 }
@@ -491,6 +510,32 @@ fn mean_bytes(mean: Option<&[f32]>, op: &str) -> Result<Vec<u8>, AugmentError> {
         .collect())
 }
 
+/// The crop an [`OpKind::Crop`] describes, checked against `shape`.
+fn build_crop(
+    kind: &OpKind,
+    shape: ImageShape,
+    mean: Option<&[f32]>,
+) -> Result<Crop, AugmentError> {
+    let OpKind::Crop {
+        padding,
+        size,
+        fill,
+    } = kind
+    else {
+        unreachable!("build_crop is called on crops only")
+    };
+    let fill = match fill {
+        FillSpec::Value(v) => Fill::All(*v),
+        FillSpec::Mean => Fill::PerChannel(mean_bytes(mean, "crop")?),
+    };
+    let crop = match size {
+        Some(s) => Crop::new(*s, *padding, fill)?,
+        None => Crop::rect(shape.height, shape.width, (*padding).into(), fill)?,
+    };
+    crop.check(shape)?;
+    Ok(crop)
+}
+
 fn build_op(
     kind: &OpKind,
     shape: ImageShape,
@@ -499,22 +544,7 @@ fn build_op(
     Ok(match kind {
         OpKind::Identity => Box::new(crate::transform::Identity),
         OpKind::Flip { p } => Box::new(Flip::new(*p)?),
-        OpKind::Crop {
-            padding,
-            size,
-            fill,
-        } => {
-            let fill = match fill {
-                FillSpec::Value(v) => Fill::All(*v),
-                FillSpec::Mean => Fill::PerChannel(mean_bytes(mean, "crop")?),
-            };
-            let crop = match size {
-                Some(s) => Crop::new(*s, *padding, fill)?,
-                None => Crop::rect(shape.height, shape.width, (*padding).into(), fill)?,
-            };
-            crop.check(shape)?;
-            Box::new(crop)
-        }
+        OpKind::Crop { .. } => Box::new(build_crop(kind, shape, mean)?),
         // A centre crop larger than the image pads with zeros, as torchvision's does.
         OpKind::CenterCrop { size } => Box::new(CenterCrop::new(*size)?),
         OpKind::Cutout {
@@ -597,6 +627,25 @@ impl Transform for Pipeline {
     fn apply(&self, input: &[u8], shape: ImageShape, rng: &mut Rng, out: &mut [u8]) {
         assert_eq!(shape, self.input, "{self:?} applied to images of {shape}");
         self.run(input, out, rng, None);
+    }
+
+    fn apply_normalized(
+        &self,
+        input: &[u8],
+        shape: ImageShape,
+        sample_rng: &mut Rng,
+        _batch_rng: &Rng,
+        normalize: &Normalize,
+        out: &mut [f32],
+    ) -> bool {
+        let Some((crop, flip)) = &self.crop_flip else {
+            return false;
+        };
+        if shape != self.input || normalize.check(self.output_shape(shape)).is_err() {
+            return false;
+        }
+        CropFlipNormalize::apply_parts(crop, flip, normalize, input, shape, sample_rng, out);
+        true
     }
 
     fn apply_in_batch(

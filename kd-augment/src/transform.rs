@@ -1,5 +1,6 @@
 //! The per-image transform interface shared by every augmentation and the loader.
 
+use crate::normalize::Normalize;
 use crate::rng::Rng;
 use crate::shape::ImageShape;
 use std::sync::Arc;
@@ -33,6 +34,22 @@ pub trait Transform: Send + Sync {
     ) {
         self.apply(input, shape, sample_rng, out)
     }
+
+    /// Like [`Transform::apply_in_batch`], but writes the result normalised by `normalize`
+    /// straight into `out`, when the transform has a fused path for that; returns `false`
+    /// (writing nothing, drawing nothing) when it has none, and the caller then transforms into
+    /// bytes and normalises them. The result, when there is one, is the same either way.
+    fn apply_normalized(
+        &self,
+        _input: &[u8],
+        _shape: ImageShape,
+        _sample_rng: &mut Rng,
+        _batch_rng: &Rng,
+        _normalize: &Normalize,
+        _out: &mut [f32],
+    ) -> bool {
+        false
+    }
 }
 
 impl<T: Transform + ?Sized> Transform for Arc<T> {
@@ -53,6 +70,18 @@ impl<T: Transform + ?Sized> Transform for Arc<T> {
         out: &mut [u8],
     ) {
         (**self).apply_in_batch(input, shape, sample_rng, batch_rng, out)
+    }
+
+    fn apply_normalized(
+        &self,
+        input: &[u8],
+        shape: ImageShape,
+        sample_rng: &mut Rng,
+        batch_rng: &Rng,
+        normalize: &Normalize,
+        out: &mut [f32],
+    ) -> bool {
+        (**self).apply_normalized(input, shape, sample_rng, batch_rng, normalize, out)
     }
 }
 

@@ -19,8 +19,14 @@ use kd_augment::normalize::Normalize;
 use kd_augment::rng::{Rng, domain};
 pub use kd_augment::transform::{FnTransform, Identity, Transform};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+thread_local! {
+    /// A transformed image before normalisation, per worker thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The element type of the batches.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -376,30 +382,43 @@ impl Loader {
         }
     }
 
+    /// Runs `f` over (output image, dataset index) pairs: on the producer thread itself with one
+    /// worker (no hand-off per batch), else on the loader's pool.
+    fn for_each_image<T: Send>(
+        &self,
+        buf: &mut [T],
+        per_image: usize,
+        indices: &[usize],
+        f: impl Fn(&mut [T], usize) + Sync,
+    ) {
+        if self.config.workers == 1 {
+            buf.chunks_exact_mut(per_image)
+                .zip(indices)
+                .for_each(|(out, &i)| f(out, i));
+        } else {
+            self.pool.install(|| {
+                buf.par_chunks_mut(per_image)
+                    .zip(indices.par_iter())
+                    .with_min_len(4)
+                    .for_each(|(out, &i)| f(out, i))
+            });
+        }
+    }
+
     fn build(&self, epoch: u64, step: usize, indices: &[usize]) -> Batch {
         let per_image = self.out_shape.len();
         let images = match &self.normalize {
             None => {
                 let mut buf = vec![0u8; indices.len() * per_image];
-                self.pool.install(|| {
-                    buf.par_chunks_mut(per_image)
-                        .zip(indices.par_iter())
-                        .for_each(|(out, &i)| self.transform_sample(epoch, step, i, out))
+                self.for_each_image(&mut buf, per_image, indices, |out, i| {
+                    self.transform_sample(epoch, step, i, out)
                 });
                 BatchImages::U8(buf)
             }
             Some(normalize) => {
                 let mut buf = vec![0f32; indices.len() * per_image];
-                self.pool.install(|| {
-                    buf.par_chunks_mut(per_image)
-                        .zip(indices.par_iter())
-                        .for_each_init(
-                            || vec![0u8; per_image],
-                            |scratch, (out, &i)| {
-                                self.transform_sample(epoch, step, i, scratch);
-                                normalize.apply_into(scratch, self.out_shape, out);
-                            },
-                        )
+                self.for_each_image(&mut buf, per_image, indices, |out, i| {
+                    self.transform_normalized(epoch, step, i, normalize, out)
                 });
                 BatchImages::F32(buf)
             }
@@ -417,12 +436,55 @@ impl Loader {
         }
     }
 
+    /// Sample `index` transformed and normalised: in one pass where the transform has a fused
+    /// path (crop+flip), else through a scratch image.
+    fn transform_normalized(
+        &self,
+        epoch: u64,
+        step: usize,
+        index: usize,
+        normalize: &Normalize,
+        out: &mut [f32],
+    ) {
+        let (mut rng, batch_rng) = self.generators(epoch, step, index);
+        let image = self.dataset.image(index);
+        if self.transform.apply_normalized(
+            image,
+            self.dataset.shape(),
+            &mut rng,
+            &batch_rng,
+            normalize,
+            out,
+        ) {
+            return;
+        }
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            scratch.resize(self.out_shape.len(), 0);
+            self.transform.apply_in_batch(
+                image,
+                self.dataset.shape(),
+                &mut rng,
+                &batch_rng,
+                &mut scratch,
+            );
+            normalize.apply_into(&scratch, self.out_shape, out);
+        });
+    }
+
+    /// The generators of sample `index` in batch `step` of `epoch`.
+    fn generators(&self, epoch: u64, step: usize, index: usize) -> (Rng, Rng) {
+        let seed = self.config.seed;
+        (
+            Rng::from_keys(&[seed, domain::SAMPLE, epoch, index as u64]),
+            Rng::from_keys(&[seed, domain::BATCH, epoch, step as u64]),
+        )
+    }
+
     /// Sample `index` goes through the transform with its own generator, from (seed, epoch,
     /// index), and the batch's, from (seed, epoch, step), for the ops that draw once per batch.
     fn transform_sample(&self, epoch: u64, step: usize, index: usize, out: &mut [u8]) {
-        let seed = self.config.seed;
-        let mut rng = Rng::from_keys(&[seed, domain::SAMPLE, epoch, index as u64]);
-        let batch_rng = Rng::from_keys(&[seed, domain::BATCH, epoch, step as u64]);
+        let (mut rng, batch_rng) = self.generators(epoch, step, index);
         self.transform.apply_in_batch(
             self.dataset.image(index),
             self.dataset.shape(),

@@ -77,3 +77,34 @@ fn a_per_batch_flip_flips_all_or_none_of_a_batch() {
     }
     assert_eq!(seen, [true, true]);
 }
+
+/// `crop,flip` into normalised floats takes the one-pass path; adding an identity op turns
+/// that off. Both must give the same floats, with 1 and with 3 workers.
+#[test]
+fn the_fused_crop_flip_normalise_path_equals_the_general_one() {
+    use kd_data::Normalization;
+    use kd_data::loader::OutputFormat;
+    let ds = data();
+    let norm = Normalization::preset("cifar100").unwrap();
+    let floats = |spec: &str, workers: usize| -> Vec<Vec<f32>> {
+        let pipeline = Pipeline::parse(spec, ds.shape(), None).unwrap();
+        let config = LoaderConfig {
+            batch_size: 32,
+            workers,
+            seed: 3,
+            output: OutputFormat::F32(norm.clone()),
+            ..LoaderConfig::default()
+        };
+        let loader = Loader::new(Arc::clone(&ds), config).unwrap().with_transform(pipeline).unwrap();
+        loader
+            .epoch(1)
+            .map(|b| match b.images {
+                BatchImages::F32(v) => v,
+                BatchImages::U8(_) => panic!("expected f32"),
+            })
+            .collect()
+    };
+    let fused = floats("crop:4,flip", 1);
+    assert_eq!(fused, floats("crop:4,flip,identity", 1));
+    assert_eq!(fused, floats("crop:4,flip", 3));
+}
