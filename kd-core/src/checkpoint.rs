@@ -402,10 +402,14 @@ struct TensorSpec {
 impl<'p, R: Read + Seek> Archive<'p, R> {
     fn open(path: &'p Path, reader: R) -> Result<Self> {
         let zip = zip::ZipArchive::new(reader).map_err(|e| match e {
-            zip::result::ZipError::Io(source) => CheckpointError::Io {
-                path: path.to_owned(),
-                source,
-            },
+            zip::result::ZipError::Io(source)
+                if source.kind() != std::io::ErrorKind::UnexpectedEof =>
+            {
+                CheckpointError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
             e => CheckpointError::NotCheckpoint {
                 path: path.to_owned(),
                 what: format!(
@@ -429,7 +433,7 @@ impl<'p, R: Read + Seek> Archive<'p, R> {
                 what: format!("the zip archive has no data.pkl (entries: {names:?}...)"),
             });
         };
-        let prefix = pkl.trim_end_matches("data.pkl").to_owned();
+        let prefix = pkl.strip_suffix("data.pkl").unwrap_or_default().to_owned();
         if zip
             .file_names()
             .any(|n| n == format!("{prefix}constants.pkl"))
