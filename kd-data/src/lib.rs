@@ -20,7 +20,7 @@ pub mod folder;
 pub mod loader;
 pub mod mnist;
 pub mod norm;
-mod pickle;
+pub mod pickle;
 pub mod subset;
 pub mod synthetic;
 

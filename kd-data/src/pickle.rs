@@ -1,16 +1,22 @@
 //! A minimal, safe reader of Python pickles: enough for CIFAR's python files, whichever protocol
-//! (0 to 5) wrote them.
+//! (0 to 5) wrote them, and for the `data.pkl` of a PyTorch checkpoint (`torch.save`).
 //!
 //! It runs the pickle opcodes on a small stack machine that builds a *description* of the
 //! pickled objects ([`Value`]) and never imports or calls anything: a global is only a pair of
-//! names, a call (`REDUCE`) only records its callable and arguments. A few patterns are then
-//! recognised for the data they stand for: numpy arrays (`_reconstruct` + `BUILD`, or protocol
-//! 5's `_frombuffer`), numpy dtypes and scalars, and Python 3's protocol-2 spelling of `bytes`
-//! (`_codecs.encode(str, 'latin1')`).
+//! names, a call (`REDUCE`) only records its callable and arguments, and a persistent id
+//! (`PERSID`/`BINPERSID`, PyTorch's reference to a tensor storage kept outside the pickle) is
+//! only recorded as [`Value::PersId`]. A few patterns are then recognised for the data they
+//! stand for: numpy arrays (`_reconstruct` + `BUILD`, or protocol 5's `_frombuffer`), numpy
+//! dtypes and scalars, Python 3's protocol-2 spelling of `bytes` (`_codecs.encode(str,
+//! 'latin1')`), and `collections.OrderedDict()`, read as an empty dict so that the `SETITEMS`
+//! that follow fill it (every PyTorch `state_dict` is one).
 //!
 //! Every length read from the input is checked against what is left of it, nesting is bounded,
 //! and shared references may not expand the result beyond a budget proportional to the input,
 //! so malformed or hostile input gives an error, never a panic or a runaway allocation.
+//!
+//! The entry point is [`load`]; [`Value`]'s accessors (`as_text`, `as_int`, `as_items`,
+//! `as_dict`, `as_global`...) take the description apart.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,25 +35,29 @@ const HIGHEST_PROTOCOL: u8 = 5;
 
 /// A pickled value, as a description: nothing in it was executed.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Value<'a> {
+pub enum Value<'a> {
+    /// `None`.
     None,
+    /// `True` or `False`.
     Bool(bool),
+    /// An `int` that fits in 64 bits (larger ones are an error).
     Int(i64),
+    /// A `float`.
     Float(f64),
     /// Python 3 `bytes`/`bytearray`, and Python 2 `str` (what `encoding='bytes'` gives).
     Bytes(Cow<'a, [u8]>),
+    /// A Python 3 `str` (Python 2 `unicode`).
     Str(Cow<'a, str>),
+    /// A `list`.
     List(Vec<Value<'a>>),
+    /// A `tuple`.
     Tuple(Vec<Value<'a>>),
     /// A `set` or `frozenset`, in pickled order.
     Set(Vec<Value<'a>>),
     /// A `dict`, in pickled order.
     Dict(Vec<(Value<'a>, Value<'a>)>),
     /// A reference to `module.name`, not imported.
-    Global {
-        module: String,
-        name: String,
-    },
+    Global { module: String, name: String },
     /// A call of `callable` with `args` (`REDUCE`, and `NEWOBJ` with the class as callable),
     /// not performed.
     Reduce {
@@ -59,6 +69,10 @@ pub(crate) enum Value<'a> {
         object: Box<Value<'a>>,
         state: Box<Value<'a>>,
     },
+    /// A persistent id (`PERSID`, `BINPERSID`): a reference the pickler left for its loader to
+    /// resolve outside the pickle, not resolved. PyTorch's is `('storage', storage type, key,
+    /// location, numel)`, naming the file `data/<key>` of the checkpoint's archive.
+    PersId(Box<Value<'a>>),
     /// A numpy `dtype`.
     Dtype(Dtype),
     /// A numpy array.
@@ -69,7 +83,7 @@ pub(crate) enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// A short name of the variant, for error messages.
-    pub(crate) fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Value::None => "None",
             Value::Bool(_) => "bool",
@@ -84,6 +98,7 @@ impl<'a> Value<'a> {
             Value::Global { .. } => "global",
             Value::Reduce { .. } => "call",
             Value::Build { .. } => "object",
+            Value::PersId(_) => "persistent id",
             Value::Dtype(_) => "numpy dtype",
             Value::NdArray(_) => "numpy array",
             Value::Ref(_) => "reference",
@@ -91,7 +106,7 @@ impl<'a> Value<'a> {
     }
 
     /// The text of a `str`, or of `bytes` that are UTF-8 (Python 2 strings read as bytes).
-    pub(crate) fn as_text(&self) -> Option<&str> {
+    pub fn as_text(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
             Value::Bytes(b) => std::str::from_utf8(b).ok(),
@@ -100,7 +115,7 @@ impl<'a> Value<'a> {
     }
 
     /// An `int` or `bool` as an integer.
-    pub(crate) fn as_int(&self) -> Option<i64> {
+    pub fn as_int(&self) -> Option<i64> {
         match *self {
             Value::Int(i) => Some(i),
             Value::Bool(b) => Some(b as i64),
@@ -109,7 +124,7 @@ impl<'a> Value<'a> {
     }
 
     /// The items of a list or tuple.
-    pub(crate) fn as_items(&self) -> Option<&[Value<'a>]> {
+    pub fn as_items(&self) -> Option<&[Value<'a>]> {
         match self {
             Value::List(items) | Value::Tuple(items) => Some(items),
             _ => None,
@@ -117,7 +132,7 @@ impl<'a> Value<'a> {
     }
 
     /// Removes and returns the entry of a dict whose key is `key` as `str` or as `bytes`.
-    pub(crate) fn take_entry(&mut self, key: &str) -> Option<Value<'a>> {
+    pub fn take_entry(&mut self, key: &str) -> Option<Value<'a>> {
         let Value::Dict(pairs) = self else {
             return None;
         };
@@ -126,7 +141,7 @@ impl<'a> Value<'a> {
     }
 
     /// The keys of a dict that are text, for error messages.
-    pub(crate) fn text_keys(&self) -> Vec<String> {
+    pub fn text_keys(&self) -> Vec<String> {
         match self {
             Value::Dict(pairs) => pairs
                 .iter()
@@ -136,11 +151,30 @@ impl<'a> Value<'a> {
         }
     }
 
-    fn global(&self) -> Option<(&str, &str)> {
+    /// The `(module, name)` of a global.
+    pub fn as_global(&self) -> Option<(&str, &str)> {
         match self {
             Value::Global { module, name } => Some((module, name)),
             _ => None,
         }
+    }
+
+    /// The pairs of a dict, in pickled order. A dict subclass whose instance attributes were
+    /// set by `BUILD` counts as its pairs (the attributes are left out): PyTorch's
+    /// `state_dict()` is an `OrderedDict` carrying a `_metadata` attribute.
+    pub fn as_dict(&self) -> Option<&[(Value<'a>, Value<'a>)]> {
+        match self {
+            Value::Dict(pairs) => Some(pairs),
+            Value::Build { object, .. } => match &**object {
+                Value::Dict(pairs) => Some(pairs),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn global(&self) -> Option<(&str, &str)> {
+        self.as_global()
     }
 
     fn into_items(self) -> Option<Vec<Value<'a>>> {
@@ -153,7 +187,7 @@ impl<'a> Value<'a> {
 
 /// A numpy dtype as pickled: its type code (`u1`, `<i8`'s `i8`...) and byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Dtype {
+pub struct Dtype {
     /// Kind letter and item size, as numpy pickles them: `u1`, `i8`, `f4`, `b1`...
     pub code: String,
     /// `|` (not applicable), `<` (little), `>` (big) or `=` (native).
@@ -162,17 +196,17 @@ pub(crate) struct Dtype {
 
 impl Dtype {
     /// The kind letter: `u`, `i`, `f`, `b`...
-    pub(crate) fn kind(&self) -> char {
+    pub fn kind(&self) -> char {
         self.code.chars().next().unwrap_or('?')
     }
 
     /// Bytes per item, from the code's digits.
-    pub(crate) fn item_size(&self) -> Option<usize> {
+    pub fn item_size(&self) -> Option<usize> {
         self.code.get(1..)?.parse().ok()
     }
 
     /// Whether items are unsigned bytes.
-    pub(crate) fn is_u8(&self) -> bool {
+    pub fn is_u8(&self) -> bool {
         self.code == "u1"
     }
 
@@ -217,10 +251,14 @@ impl fmt::Display for Dtype {
 
 /// A numpy array: shape, dtype and raw item bytes, in Fortran or C order as pickled.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct NdArray<'a> {
+pub struct NdArray<'a> {
+    /// The length of each axis.
     pub shape: Vec<usize>,
+    /// The item type.
     pub dtype: Dtype,
+    /// Whether `data` is in Fortran order (first axis fastest) rather than C order.
     pub fortran_order: bool,
+    /// The raw item bytes, in the dtype's byte order.
     pub data: Cow<'a, [u8]>,
     item_size: usize,
 }
@@ -258,12 +296,17 @@ impl<'a> NdArray<'a> {
     }
 
     /// Number of items.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.data.len() / self.item_size
     }
 
+    /// Whether the array has no items.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// The item bytes in C order (last axis fastest), converting a Fortran-ordered array.
-    pub(crate) fn into_c_order(self) -> Cow<'a, [u8]> {
+    pub fn into_c_order(self) -> Cow<'a, [u8]> {
         if !self.fortran_order || self.shape.len() < 2 || self.data.is_empty() {
             return self.data;
         }
@@ -296,7 +339,7 @@ impl<'a> NdArray<'a> {
     }
 
     /// The items of an integer or boolean array, in memory order; `None` for other dtypes.
-    pub(crate) fn to_ints(&self) -> Option<Vec<i64>> {
+    pub fn to_ints(&self) -> Option<Vec<i64>> {
         if !matches!(self.dtype.kind(), 'i' | 'u' | 'b') {
             return None;
         }
@@ -308,7 +351,7 @@ impl<'a> NdArray<'a> {
 }
 
 /// `(10000, 3072)`, `(5,)`: a shape as Python prints it.
-pub(crate) fn shape_str(shape: &[usize]) -> String {
+pub fn shape_str(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
         _ => format!(
@@ -324,7 +367,7 @@ pub(crate) fn shape_str(shape: &[usize]) -> String {
 
 /// Why a pickle could not be read: where (byte offset and opcode) when the machine was running.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct PickleError {
+pub struct PickleError {
     /// The byte offset of the failing opcode, and the opcode.
     pub at: Option<(usize, u8)>,
     /// What is wrong.
@@ -357,7 +400,7 @@ type Result<T, E = PickleError> = std::result::Result<T, E>;
 
 /// Reads the pickle in `input`: the value its `STOP` returns, with shared references copied
 /// out and the numpy/bytes patterns recognised. Bytes and strings borrow from `input`.
-pub(crate) fn load(input: &[u8]) -> Result<Value<'_>> {
+pub fn load(input: &[u8]) -> Result<Value<'_>> {
     let mut machine = Machine::new(input);
     let top = machine.run()?;
     let mut resolver = Resolver::new(machine.arena, machine.shares, input.len());
@@ -744,10 +787,24 @@ impl<'a> Machine<'a> {
             }
             REDUCE | NEWOBJ => {
                 let [callable, args] = self.pop_array()?;
+                if self.is_empty_ordered_dict(&callable, &args) {
+                    // Read now, not at resolution: the SETITEMS that follow need a dict to fill.
+                    self.drop_ref(&callable);
+                    self.drop_ref(&args);
+                    return self.push_leaf(Value::Dict(Vec::new()));
+                }
                 self.push_node([callable, args], |[c, a]| Value::Reduce {
                     callable: Box::new(c),
                     args: Box::new(a),
                 })
+            }
+            PERSID => {
+                let id = self.line()?;
+                self.push_leaf(Value::PersId(Box::new(Value::Str(Cow::Borrowed(id)))))
+            }
+            BINPERSID => {
+                let id = self.pop()?;
+                self.push_node([id], |[v]| Value::PersId(Box::new(v)))
             }
             BUILD => self.build(),
             PUT => {
@@ -775,8 +832,8 @@ impl<'a> Machine<'a> {
                 let key = u32::from_le_bytes(self.array()?).into();
                 self.get(key)
             }
-            PERSID | BINPERSID | STRING | UNICODE | INST | OBJ | EXT1 | EXT2 | EXT4 | NEWOBJ_EX
-            | NEXT_BUFFER | READONLY_BUFFER => {
+            STRING | UNICODE | INST | OBJ | EXT1 | EXT2 | EXT4 | NEWOBJ_EX | NEXT_BUFFER
+            | READONLY_BUFFER => {
                 Err(self.err("not supported by this reader, which reads plain data only"))
             }
             _ => Err(self.err("not a pickle opcode (corrupt or not a pickle file)")),
@@ -1013,6 +1070,28 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The value a slot holds, looking through a reference to a shared value.
+    fn peek<'s>(&'s self, slot: &'s Slot<'a>) -> &'s Value<'a> {
+        match slot.value {
+            Value::Ref(a) => &self.arena[a].value,
+            ref v => v,
+        }
+    }
+
+    /// Whether `callable(*args)` is `collections.OrderedDict()`.
+    fn is_empty_ordered_dict(&self, callable: &Slot<'a>, args: &Slot<'a>) -> bool {
+        self.peek(callable).global() == Some(("collections", "OrderedDict"))
+            && matches!(self.peek(args), Value::Tuple(items) if items.is_empty())
+    }
+
+    /// Forgets a reference that will not reach the result, so that the shared value's last
+    /// real use moves it instead of copying it.
+    fn drop_ref(&mut self, slot: &Slot<'a>) {
+        if let Value::Ref(a) = slot.value {
+            self.shares[a] = self.shares[a].saturating_sub(1);
+        }
+    }
+
     fn pairs(&self, items: Vec<Slot<'a>>) -> Result<Vec<Slot<'a>>> {
         if items.len() % 2 != 0 {
             return Err(self.err(format!(
@@ -1205,6 +1284,14 @@ impl<'a> Resolver<'a> {
                     value: simplify_reduce(c.0, a.0)?,
                     height: 1 + c.1.max(a.1),
                     nodes: 1 + c.2 + a.2,
+                })
+            }
+            Value::PersId(id) => {
+                let [i] = self.children([*id], depth)?;
+                Ok(Resolved {
+                    value: Value::PersId(Box::new(i.0)),
+                    height: 1 + i.1,
+                    nodes: 1 + i.2,
                 })
             }
             Value::Build { object, state } => {
@@ -1638,7 +1725,7 @@ mod tests {
             "{e}"
         );
         assert!(err(b"\x80\x06N.").contains("protocol 6"));
-        assert!(err(b"ccopy_reg\n_reconstructor\nP0\n.").contains("PERSID"));
+        assert!(err(b"ccopy_reg\n_reconstructor\nN(i.").contains("INST"));
         assert!(err(b"h\x05.").contains("memo key 5 was never stored"));
         assert!(err(b"e.").contains("no MARK"));
         assert!(err(b"K\x01a.").contains("the stack is empty"));
@@ -1838,6 +1925,132 @@ mod tests {
                 .unwrap_err()
                 .contains("expected latin1")
         );
+    }
+
+    // PyTorch 2.11's `data.pkl` for `torch.nn.Linear(2, 1)`: its state_dict is an OrderedDict
+    // (filled by SETITEMS, then given `_metadata` by BUILD) of `_rebuild_tensor_v2` calls on
+    // storages referenced by persistent ids.
+
+    /// `torch.save({'model': lin.state_dict(), 'epoch': 1})`, protocol 2 (torch's default).
+    const TORCH_WRAPPED: &[u8] = b"\x80\x02}q\x00(X\x05\x00\x00\x00modelq\x01ccollections\x0aOrderedDict\x0aq\x02)Rq\x03(X\x06\x00\x00\x00weightq\x04ctorch._utils\x0a_rebuild_tensor_v2\x0aq\x05((X\x07\x00\x00\x00storageq\x06ctorch\x0aFloatStorage\x0aq\x07X\x01\x00\x00\x000q\x08X\x03\x00\x00\x00cpuq\x09K\x02tq\x0aQK\x00K\x01K\x02\x86q\x0bK\x02K\x01\x86q\x0c\x89h\x02)Rq\x0dtq\x0eRq\x0fX\x04\x00\x00\x00biasq\x10h\x05((h\x06h\x07X\x01\x00\x00\x001q\x11h\x09K\x01tq\x12QK\x00K\x01\x85q\x13K\x01\x85q\x14\x89h\x02)Rq\x15tq\x16Rq\x17u}q\x18X\x09\x00\x00\x00_metadataq\x19h\x02)Rq\x1aX\x00\x00\x00\x00q\x1b}q\x1cX\x07\x00\x00\x00versionq\x1dK\x01sssbX\x05\x00\x00\x00epochq\x1eK\x01u.";
+
+    /// `torch.save(lin.state_dict(), pickle_protocol=4)`.
+    const TORCH_PROTO4: &[u8] = b"\x80\x04\x95\xf5\x00\x00\x00\x00\x00\x00\x00\x8c\x0bcollections\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94(\x8c\x06weight\x94\x8c\x0ctorch._utils\x94\x8c\x12_rebuild_tensor_v2\x94\x93\x94((\x8c\x07storage\x94\x8c\x05torch\x94\x8c\x0cFloatStorage\x94\x93\x94\x8c\x010\x94\x8c\x03cpu\x94K\x02t\x94QK\x00K\x01K\x02\x86\x94K\x02K\x01\x86\x94\x89h\x02)R\x94t\x94R\x94\x8c\x04bias\x94h\x07((h\x08h\x0b\x8c\x011\x94h\x0dK\x01t\x94QK\x00K\x01\x85\x94K\x01\x85\x94\x89h\x02)R\x94t\x94R\x94u}\x94\x8c\x09_metadata\x94h\x02)R\x94\x8c\x00\x94}\x94\x8c\x07version\x94K\x01sssb.";
+
+    /// `('storage', torch.FloatStorage, key, 'cpu', numel)`.
+    fn storage_id(key: &str, numel: i64) -> Value<'_> {
+        Value::PersId(Box::new(Value::Tuple(vec![
+            text("storage"),
+            Value::Global {
+                module: "torch".into(),
+                name: "FloatStorage".into(),
+            },
+            text(key),
+            text("cpu"),
+            Value::Int(numel),
+        ])))
+    }
+
+    /// `_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`.
+    fn rebuild<'a>(storage: Value<'a>, size: &[i64], stride: &[i64]) -> Value<'a> {
+        let ints = |v: &[i64]| Value::Tuple(v.iter().map(|&i| Value::Int(i)).collect());
+        Value::Reduce {
+            callable: Box::new(Value::Global {
+                module: "torch._utils".into(),
+                name: "_rebuild_tensor_v2".into(),
+            }),
+            args: Box::new(Value::Tuple(vec![
+                storage,
+                Value::Int(0),
+                ints(size),
+                ints(stride),
+                Value::Bool(false),
+                Value::Dict(Vec::new()),
+            ])),
+        }
+    }
+
+    fn check_linear_state_dict(sd: &Value<'_>) {
+        let pairs = sd.as_dict().expect("the state_dict reads as a dict");
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0].0.as_text(), Some("weight"));
+        assert_eq!(pairs[0].1, rebuild(storage_id("0", 2), &[1, 2], &[2, 1]));
+        assert_eq!(pairs[1].0.as_text(), Some("bias"));
+        assert_eq!(pairs[1].1, rebuild(storage_id("1", 1), &[1], &[1]));
+        // The `_metadata` attribute stays in the description, apart from the pairs.
+        let Value::Build { state, .. } = sd else {
+            panic!("no BUILD in {sd:?}")
+        };
+        let meta = state.as_dict().unwrap();
+        assert_eq!(meta[0].0.as_text(), Some("_metadata"));
+        let version = meta[0].1.as_dict().unwrap()[0].1.as_dict().unwrap();
+        assert_eq!(version[0], (text("version"), Value::Int(1)));
+    }
+
+    #[test]
+    fn reads_torch_checkpoints_with_persistent_ids() {
+        let mut top = load(TORCH_WRAPPED).unwrap();
+        assert_eq!(top.text_keys(), ["model", "epoch"]);
+        assert_eq!(top.take_entry("epoch"), Some(Value::Int(1)));
+        check_linear_state_dict(&top.take_entry("model").unwrap());
+        check_linear_state_dict(&load(TORCH_PROTO4).unwrap());
+    }
+
+    #[test]
+    fn persistent_ids_of_protocol_0_and_1() {
+        assert_eq!(
+            load(b"Pstorage0\n.").unwrap(),
+            Value::PersId(Box::new(text("storage0")))
+        );
+        assert_eq!(
+            load(b"(K\x01K\x02tQ.").unwrap(),
+            Value::PersId(Box::new(Value::Tuple(vec![Value::Int(1), Value::Int(2)])))
+        );
+        assert_eq!(load(b"N\x85Q.").unwrap().kind(), "persistent id");
+        assert!(
+            err(b"Q.").starts_with("pickle opcode BINPERSID (0x51) at byte 0: the stack is empty")
+        );
+        assert!(err(b"(Q.").contains("nothing on the stack above the MARK"));
+        assert!(err(b"Pabc").contains("no end of line"));
+    }
+
+    #[test]
+    fn only_an_empty_ordered_dict_call_is_read_as_a_dict() {
+        let od = b"ccollections\nOrderedDict\n";
+        let mut empty = od.to_vec();
+        empty.extend(b")RU\x01aK\x01s.");
+        assert_eq!(
+            load(&empty).unwrap(),
+            Value::Dict(vec![(bytes(b"a"), Value::Int(1))])
+        );
+        // OrderedDict([]) stays a call, which SETITEM cannot fill.
+        let mut with_args = od.to_vec();
+        with_args.extend(b"]\x85R.");
+        assert_eq!(load(&with_args).unwrap().kind(), "call");
+        let mut filled = od.to_vec();
+        filled.extend(b"]\x85RU\x01aK\x01s.");
+        assert!(err(&filled).contains("needs a dict to add to, found a call"));
+        // Any other callable stays a call too.
+        assert_eq!(load(b"cbuiltins\ndict\n)R.").unwrap().kind(), "call");
+    }
+
+    #[test]
+    fn torch_pickles_truncated_or_corrupted_give_errors_never_panics() {
+        for input in [TORCH_WRAPPED, TORCH_PROTO4] {
+            for end in 0..input.len() - 1 {
+                assert!(
+                    load(&input[..end]).is_err(),
+                    "prefix of {end} bytes was accepted"
+                );
+            }
+            for i in 0..input.len() {
+                for b in [0x00, 0x28, 0x2e, 0x51, 0x52, 0x71, 0x94, 0xff] {
+                    let mut bad = input.to_vec();
+                    bad[i] = b;
+                    let _ = load(&bad);
+                }
+            }
+        }
     }
 
     #[test]

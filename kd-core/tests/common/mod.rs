@@ -60,7 +60,7 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 pub const PARITY_TOL: f64 = 1e-4;
 
 /// The Python of the project's virtual environment: `$KD_PYTHON`, else `<workspace>/.venv/bin/python`.
-fn python() -> Option<std::path::PathBuf> {
+pub fn python() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("KD_PYTHON") {
         return Some(p.into());
     }
