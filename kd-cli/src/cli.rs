@@ -29,16 +29,15 @@ pub enum Command {
     /// Augmentations: see what a pipeline or a scheme does.
     #[command(subcommand)]
     Augment(AugmentCommand),
+    /// List the model zoo: parameters, multiply-accumulates and features at an input size.
+    Models(ModelsArgs),
+    /// Evaluate a model on a dataset: top-1, top-5 and mean cross-entropy.
+    Eval(EvalArgs),
+    /// Convert a PyTorch checkpoint (.pth/.pt) to safetensors, optionally checking it fits a model.
+    Convert(ConvertArgs),
     /// Internal: run by `kd doctor` inside `kd-engine` to query libtorch.
     #[command(hide = true)]
     EngineProbe,
-}
-
-impl Command {
-    /// Whether the command runs in `kd-engine`, the binary that links libtorch.
-    pub fn needs_engine(&self) -> bool {
-        matches!(self, Command::EngineProbe)
-    }
 }
 
 /// Options of `kd doctor`.
@@ -191,4 +190,67 @@ pub struct PreviewArgs {
     /// Seed of the draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Options of `kd models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Number of classes of the classifier.
+    #[arg(long, default_value_t = 100)]
+    pub classes: i64,
+    /// Side of the square input images (32 CIFAR, 64 Tiny-ImageNet, 224 ImageNet).
+    #[arg(long, default_value_t = 32)]
+    pub input_size: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `kd eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model's registry name (see `kd models`).
+    #[arg(long)]
+    pub model: String,
+    /// Its weights: .safetensors, or a PyTorch checkpoint (.pth/.pt).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The dataset folder, or `synthetic`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Normalisation constants: a preset (cifar100, cifar10, tiny-imagenet, imagenet, …) or
+    /// `auto` (the preset named after the dataset, else the split's own pixel statistics).
+    #[arg(long, default_value = "auto")]
+    pub norm: String,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Write the logits ([n, classes], float32) to this .npy file.
+    #[arg(long)]
+    pub save_logits: Option<PathBuf>,
+}
+
+/// Options of `kd convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint: a `torch.save` file (`{'model': …}`, `module.` prefixes are handled) or
+    /// safetensors.
+    pub input: PathBuf,
+    /// The safetensors file to write.
+    pub output: PathBuf,
+    /// Check that the weights load into this zoo model (every key, every shape) before writing.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The model's number of classes, with --model.
+    #[arg(long, default_value_t = 100)]
+    pub classes: i64,
+    /// The model's input size, with --model.
+    #[arg(long, default_value_t = 32)]
+    pub input_size: i64,
 }

@@ -1,6 +1,8 @@
 //! `kd-engine`: the half of kd that links libtorch. Users run `kd`, which starts this binary for
 //! the commands that need libtorch; it parses the same command line.
 
+mod torch;
+
 use clap::Parser;
 use kd_cli::cli::{Cli, Command};
 
@@ -8,6 +10,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::EngineProbe => probe(),
+        Command::Models(args) => torch::models::run(&args),
+        Command::Eval(args) => torch::eval::run(&args),
+        Command::Convert(args) => torch::convert::run(&args),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"
         )),

@@ -2,18 +2,12 @@
 //! `kd-engine` (see `engine.rs`).
 
 use clap::Parser;
-use kd_cli::cli::AugmentCommand;
-use kd_cli::cli::{Cli, Command};
+use kd_cli::cli::{AugmentCommand, Cli, Command};
 use kd_cli::{augment, data, demo, doctor, engine};
 
 fn main() {
     let cli = Cli::parse();
-    let result = if cli.command.needs_engine() {
-        Err(engine::hand_over(std::env::args_os().skip(1).collect()))
-    } else {
-        run(cli)
-    };
-    if let Err(e) = result {
+    if let Err(e) = run(cli) {
         eprintln!("kd: error: {e:#}");
         std::process::exit(1);
     }
@@ -25,6 +19,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Data(cmd) => data::run(&cmd, cli.quiet),
         Command::Augment(AugmentCommand::Preview(args)) => augment::preview(&args),
-        Command::EngineProbe => unreachable!("handed to kd-engine"),
+        // These need libtorch: `kd-engine` runs them with the same arguments.
+        Command::EngineProbe | Command::Models(_) | Command::Eval(_) | Command::Convert(_) => {
+            Err(engine::hand_over(std::env::args_os().skip(1).collect()))
+        }
     }
 }

@@ -96,3 +96,53 @@ fn package_version(lib: &std::path::Path) -> Option<String> {
         .find_map(|l| l.strip_prefix("__version__ = "))
         .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
 }
+
+/// Parses a device as users write it: `auto` (the first GPU if there is one, else the CPU),
+/// `cpu`, `cuda` (GPU 0) or `cuda:N`. A GPU that is not there is an error naming it.
+pub fn parse_device(text: &str) -> Result<tch::Device, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let device = match t.as_str() {
+        "auto" => return Ok(tch::Device::cuda_if_available()),
+        "cpu" => return Ok(tch::Device::Cpu),
+        "cuda" | "gpu" => 0,
+        _ => match t.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => {
+                return Err(format!(
+                    "device '{text}': expected auto, cpu, cuda or cuda:N"
+                ));
+            }
+        },
+    };
+    let available = if tch::Cuda::is_available() {
+        tch::Cuda::device_count() as usize
+    } else {
+        0
+    };
+    if device >= available {
+        return Err(format!(
+            "device '{text}': this machine has {available} CUDA device(s)"
+        ));
+    }
+    Ok(tch::Device::Cuda(device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_missing_gpus_are_named() {
+        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
+        assert!(parse_device("tpu").unwrap_err().contains("'tpu'"));
+        assert!(parse_device("cuda:x").unwrap_err().contains("cuda:N"));
+        if !tch::Cuda::is_available() {
+            assert_eq!(parse_device("auto").unwrap(), tch::Device::Cpu);
+            assert!(
+                parse_device("cuda:1")
+                    .unwrap_err()
+                    .contains("0 CUDA device")
+            );
+        }
+    }
+}

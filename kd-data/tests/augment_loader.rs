@@ -95,7 +95,10 @@ fn the_fused_crop_flip_normalise_path_equals_the_general_one() {
             output: OutputFormat::F32(norm.clone()),
             ..LoaderConfig::default()
         };
-        let loader = Loader::new(Arc::clone(&ds), config).unwrap().with_transform(pipeline).unwrap();
+        let loader = Loader::new(Arc::clone(&ds), config)
+            .unwrap()
+            .with_transform(pipeline)
+            .unwrap();
         loader
             .epoch(1)
             .map(|b| match b.images {

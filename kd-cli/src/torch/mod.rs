@@ -1,0 +1,5 @@
+//! The commands that need libtorch; compiled into `kd-engine` only.
+
+pub mod convert;
+pub mod eval;
+pub mod models;
