@@ -236,7 +236,7 @@ mod tests {
         let fc = linear(vs.root() / "fc", 10, 3, LinearInit::TorchDefault);
         let x = Tensor::zeros([5, 4, 7, 7], (Kind::Float, Device::Cpu));
         let (_, macs) = count_macs(|| {
-            conv.forward(&x);
+            let _ = conv.forward(&x);
             fc.forward(&Tensor::zeros([5, 10], (Kind::Float, Device::Cpu)))
         });
         // Per sample: 6·7·7 outputs × (4/2)·3² + 3 outputs × 10.
