@@ -88,15 +88,7 @@ with torch.no_grad():
         .unwrap();
     assert!(st.success());
     let got = dir.path().join("got.npy");
-    let out = kd()
-        .args(["eval", "--model", "resnet8", "--device", "cpu", "--weights"])
-        .arg(&ckpt)
-        .arg("--data")
-        .arg(&data)
-        .arg("--save-logits")
-        .arg(&got)
-        .output()
-        .unwrap();
+    let out = eval_resnet8(&ckpt, &data, &got);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -143,15 +135,7 @@ with torch.no_grad():
         "{stdout}"
     );
     let again = dir.path().join("again.npy");
-    let out = kd()
-        .args(["eval", "--model", "resnet8", "--device", "cpu", "--weights"])
-        .arg(&st)
-        .arg("--data")
-        .arg(&data)
-        .arg("--save-logits")
-        .arg(&again)
-        .output()
-        .unwrap();
+    let out = eval_resnet8(&st, &data, &again);
     assert!(
         out.status.success(),
         "{}",
@@ -174,6 +158,18 @@ with torch.no_grad():
         stderr.contains("fc.weight") && stderr.contains("[10, 64]") && stderr.contains("[100, 64]"),
         "{stderr}"
     );
+}
+
+/// `kd eval` of resnet8 with `weights` on `data`, logits to `logits`.
+fn eval_resnet8(weights: &Path, data: &Path, logits: &Path) -> std::process::Output {
+    kd().args(["eval", "--model", "resnet8", "--device", "cpu", "--weights"])
+        .arg(weights)
+        .arg("--data")
+        .arg(data)
+        .arg("--save-logits")
+        .arg(logits)
+        .output()
+        .unwrap()
 }
 
 #[test]
