@@ -4,7 +4,8 @@
 #   * a project-local Python virtual environment in .venv/ holding torch==2.11.0, the exact
 #     PyTorch release tch 0.24.0 is built against (about 530 MB plus ~4 GB of NVIDIA wheels on
 #     first run; it works on machines without a GPU);
-#   * with --test-data: Debian's Fashion-MNIST package, used by the test suite when present.
+#   * with --test: what the test suite needs beyond that: numpy in .venv (the tests' PyTorch
+#     parity scripts use it) and Debian's Fashion-MNIST package (its tests skip without it).
 #
 # The build finds libtorch through .cargo/config.toml, which points at .venv/; nothing has to
 # be exported by hand.
@@ -15,11 +16,11 @@ TORCH_VERSION=2.11.0
 VENV=.venv
 PY="$VENV/bin/python"
 
-want_test_data=0
+want_test=0
 for arg in "$@"; do
     case "$arg" in
-        --test-data) want_test_data=1 ;;
-        *) echo "setup.sh: unknown option '$arg' (known: --test-data)" >&2; exit 2 ;;
+        --test) want_test=1 ;;
+        *) echo "setup.sh: unknown option '$arg' (known: --test)" >&2; exit 2 ;;
     esac
 done
 
@@ -47,7 +48,12 @@ else
     say "torch $have already in $VENV"
 fi
 
-if [ "$want_test_data" = 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+if [ "$want_test" = 1 ] && ! "$PY" -c 'import numpy' 2>/dev/null; then
+    say "installing numpy into $VENV for the tests' PyTorch parity scripts"
+    "$PY" -m pip install --quiet --disable-pip-version-check numpy
+fi
+
+if [ "$want_test" = 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         say "installing Fashion-MNIST (Debian package dataset-fashion-mnist) for the tests"
         if ! { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \

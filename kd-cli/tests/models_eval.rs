@@ -78,15 +78,19 @@ with torch.no_grad():
     np.save(sys.argv[4], m((x - mean) / std).numpy())
 "#;
     let want = dir.path().join("want.npy");
-    let st = Command::new(&py)
+    let made = Command::new(&py)
         .args(["-c", script])
         .arg(workspace().join("kd-core/tests/parity"))
         .arg(&ckpt)
         .arg(&data)
         .arg(&want)
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let got = dir.path().join("got.npy");
     let out = eval_resnet8(&ckpt, &data, &got);
     let stdout = String::from_utf8_lossy(&out.stdout);
