@@ -28,6 +28,8 @@ fn bench_models(c: &mut Criterion) {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(2);
+    // As kd-engine does at start-up.
+    kd_core::runtime::keep_freed_memory();
     tch::set_num_threads(threads);
     tch::manual_seed(0);
     let cfg = ModelConfig::default();

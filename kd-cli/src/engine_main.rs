@@ -7,6 +7,8 @@ use clap::Parser;
 use kd_cli::cli::{Cli, Command};
 
 fn main() {
+    // Before any tensor exists: keep freed activations in the process (see the function's doc).
+    kd_core::runtime::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::EngineProbe => probe(),
