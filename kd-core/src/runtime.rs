@@ -127,26 +127,6 @@ pub fn parse_device(text: &str) -> Result<tch::Device, String> {
     Ok(tch::Device::Cuda(device))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices_parse_and_missing_gpus_are_named() {
-        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
-        assert!(parse_device("tpu").unwrap_err().contains("'tpu'"));
-        assert!(parse_device("cuda:x").unwrap_err().contains("cuda:N"));
-        if !tch::Cuda::is_available() {
-            assert_eq!(parse_device("auto").unwrap(), tch::Device::Cpu);
-            assert!(
-                parse_device("cuda:1")
-                    .unwrap_err()
-                    .contains("0 CUDA device")
-            );
-        }
-    }
-}
-
 /// Keeps memory that libtorch frees inside the process (glibc only).
 ///
 /// By default glibc serves allocations of a few MB — every activation of a batch — with fresh
@@ -175,5 +155,25 @@ pub fn keep_freed_memory() -> bool {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_missing_gpus_are_named() {
+        assert_eq!(parse_device("cpu").unwrap(), tch::Device::Cpu);
+        assert!(parse_device("tpu").unwrap_err().contains("'tpu'"));
+        assert!(parse_device("cuda:x").unwrap_err().contains("cuda:N"));
+        if !tch::Cuda::is_available() {
+            assert_eq!(parse_device("auto").unwrap(), tch::Device::Cpu);
+            assert!(
+                parse_device("cuda:1")
+                    .unwrap_err()
+                    .contains("0 CUDA device")
+            );
+        }
     }
 }
