@@ -20,6 +20,7 @@
 //! integer into a float one, or a bool into anything but a bool is a [`Problem::Dtype`], since
 //! such a checkpoint is almost surely not for this model.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
@@ -39,6 +40,9 @@ pub const DATA_PARALLEL_PREFIX: &str = "module.";
 /// How `torch.save` of PyTorch < 1.6 began: pickle protocol 2, then the magic number
 /// 0x1950a86a20f9469cfc6c as a `LONG1`.
 const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+
+/// The protocol version a legacy `torch.save` file gives after its magic number.
+const LEGACY_PROTOCOL_VERSION: i64 = 1001;
 
 /// The largest `data.pkl` read: a state dict's pickle takes ~150 bytes a tensor.
 const MAX_PICKLE_BYTES: u64 = 1 << 30;
@@ -60,15 +64,6 @@ pub enum CheckpointError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
-    },
-    /// A `torch.save` file of PyTorch < 1.6: a stream of pickles, not a zip archive.
-    #[error(
-        "{}: legacy torch.save format (PyTorch < 1.6, not a zip archive): re-save with torch>=1.6",
-        .path.display()
-    )]
-    Legacy {
-        /// The file.
-        path: PathBuf,
     },
     /// Not a `torch.save` checkpoint: not a zip archive (or a truncated one), no `data.pkl`,
     /// a TorchScript archive...
@@ -349,8 +344,10 @@ impl fmt::Display for LoadReport {
 /// stripped when every key has it. Tensors come back contiguous, on the CPU, in their saved
 /// dtype (float32/64, float16, bfloat16, int8/16/32/64, uint8, bool).
 ///
-/// Nothing in the file is executed. Fails, naming the file, on a legacy (pre-1.6) file, a
-/// file that is not a zip archive or is truncated, an archive without `data.pkl`, big-endian
+/// Legacy files (PyTorch < 1.6, `_use_new_zipfile_serialization=False`) are read too.
+///
+/// Nothing in the file is executed. Fails, naming the file, on a file that is not a zip
+/// archive or is truncated, an archive without `data.pkl`, big-endian
 /// data, an unsupported tensor type, or storages too short for their tensors.
 pub fn read_torch_checkpoint(path: impl AsRef<Path>) -> Result<StateDict> {
     let path = path.as_ref();
@@ -364,24 +361,175 @@ pub fn read_torch_checkpoint(path: impl AsRef<Path>) -> Result<StateDict> {
         .take(LEGACY_MAGIC.len() as u64)
         .read_to_end(&mut head)
         .map_err(io)?;
-    if head == LEGACY_MAGIC {
-        return Err(CheckpointError::Legacy {
-            path: path.to_owned(),
-        });
-    }
     file.rewind().map_err(io)?;
+    if head == LEGACY_MAGIC {
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(io)?;
+        return read_legacy(path, &data);
+    }
     let mut archive = Archive::open(path, BufReader::new(file))?;
     archive.state_dict()
 }
 
-/// A `torch.save` zip archive being read.
-struct Archive<'p, R> {
+/// Reads a legacy (PyTorch < 1.6) `torch.save` file: pickles of the magic number, the
+/// protocol version, the system's description and the object (its storages persistent ids),
+/// then one of the storage keys, then each storage in that order: its item count as 8
+/// little-endian bytes, then its items.
+fn read_legacy(path: &Path, data: &[u8]) -> Result<StateDict> {
+    let format_err = |what: String| CheckpointError::Format {
+        path: path.to_owned(),
+        what,
+    };
+    let pickle_err = |source| CheckpointError::Pickle {
+        path: path.to_owned(),
+        source,
+    };
+    if cfg!(target_endian = "big") {
+        return Err(format_err(
+            "reading checkpoints needs a little-endian machine".to_owned(),
+        ));
+    }
+    // The magic number is an int wider than 64 bits: matched as bytes, then its STOP.
+    let mut pos = LEGACY_MAGIC.len();
+    if data.get(pos) != Some(&b'.') {
+        return Err(format_err(
+            "legacy torch.save file: the magic number is not followed by STOP".to_owned(),
+        ));
+    }
+    pos += 1;
+    fn next<'d>(data: &'d [u8], pos: &mut usize) -> Result<Value<'d>, PickleError> {
+        let (value, n) = pickle::load_prefix(&data[*pos..])?;
+        *pos += n;
+        Ok(value)
+    }
+    let version = next(data, &mut pos).map_err(pickle_err)?;
+    if version.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
+        return Err(format_err(format!(
+            "legacy torch.save file of protocol version {version:?}, expected {LEGACY_PROTOCOL_VERSION}"
+        )));
+    }
+    let sys_info = next(data, &mut pos).map_err(pickle_err)?;
+    let little = sys_info.as_dict().and_then(|pairs| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.as_text() == Some("little_endian"))
+            .map(|(_, v)| v)
+    });
+    if matches!(little, Some(Value::Bool(false))) {
+        return Err(format_err(
+            "written on a big-endian machine: only little-endian checkpoints are supported"
+                .to_owned(),
+        ));
+    }
+    let top = next(data, &mut pos).map_err(pickle_err)?;
+    let keys = next(data, &mut pos).map_err(pickle_err)?;
+    let keys = keys.as_items().ok_or_else(|| {
+        format_err(format!(
+            "the storage keys are a {}, not a list",
+            keys.kind()
+        ))
+    })?;
+
+    // Each storage's item size, from the persistent ids anywhere in the object.
+    let mut kinds = HashMap::new();
+    persistent_storages(&top, &mut kinds).map_err(format_err)?;
+    let mut storages = HashMap::new();
+    for key in keys {
+        let key = key
+            .as_text()
+            .ok_or_else(|| format_err(format!("a storage key is a {}", key.kind())))?;
+        // Past a storage of unknown item size the others cannot be found; a tensor of one of
+        // them then fails as missing its storage.
+        let Some(kind) = kinds.get(key) else { break };
+        let count = data
+            .get(pos..pos + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| {
+                format_err(format!(
+                    "the file ends at byte {} inside storage {key}'s header (truncated?)",
+                    data.len()
+                ))
+            })?;
+        pos += 8;
+        let len = count
+            .checked_mul(kind.elt_size_in_bytes() as u64)
+            .filter(|&n| n <= (data.len() - pos) as u64)
+            .ok_or_else(|| {
+                format_err(format!(
+                    "storage {key} of {count} {kind:?} items runs past the end of the file \
+                     ({} bytes; truncated?)",
+                    data.len()
+                ))
+            })? as usize;
+        storages.insert(key.to_owned(), &data[pos..pos + len]);
+        pos += len;
+    }
+    let mut archive: Archive<'_, '_, std::io::Cursor<&[u8]>> = Archive {
+        path,
+        source: Source::Legacy { storages },
+        storages: HashMap::new(),
+    };
+    archive.build(&top)
+}
+
+/// The storages named by the persistent ids in `v`, with their dtypes (those of a supported
+/// type).
+/// An error for a storage view (`view_metadata`, written by PyTorch < 0.4), unsupported.
+fn persistent_storages(v: &Value<'_>, out: &mut HashMap<String, Kind>) -> Result<(), String> {
+    match v {
+        Value::PersId(id) => {
+            let items = id.as_items().unwrap_or(&[]);
+            if items.get(5).is_some_and(|view| *view != Value::None) {
+                return Err(format!(
+                    "storage {:?} is a view of another storage (PyTorch < 0.4): not supported",
+                    items.get(2)
+                ));
+            }
+            if let Ok(r) = storage_ref(v) {
+                out.entry(r.key).or_insert(r.kind);
+            }
+            Ok(())
+        }
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) => {
+            items.iter().try_for_each(|v| persistent_storages(v, out))
+        }
+        Value::Dict(pairs) => pairs.iter().try_for_each(|(k, v)| {
+            persistent_storages(k, out)?;
+            persistent_storages(v, out)
+        }),
+        Value::Reduce {
+            callable: a,
+            args: b,
+        }
+        | Value::Build {
+            object: a,
+            state: b,
+        } => {
+            persistent_storages(a, out)?;
+            persistent_storages(b, out)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A `torch.save` file being read.
+struct Archive<'p, 'd, R> {
     path: &'p Path,
-    zip: zip::ZipArchive<R>,
-    /// The folder holding `data.pkl`, with its slash (`archive/`), or empty.
-    prefix: String,
+    source: Source<'d, R>,
     /// Storages read so far, by key: their dtype and their items as a flat tensor.
     storages: HashMap<String, (Kind, Tensor)>,
+}
+
+/// Where the storages' bytes are.
+enum Source<'d, R> {
+    /// A zip archive, the storage `key` in entry `{prefix}data/{key}`.
+    Zip {
+        zip: zip::ZipArchive<R>,
+        /// The folder holding `data.pkl`, with its slash (`archive/`), or empty.
+        prefix: String,
+    },
+    /// A legacy file, already split into its storages' bytes, by key.
+    Legacy { storages: HashMap<String, &'d [u8]> },
 }
 
 /// Where a tensor's items are: storage `key` of `kind` with `numel` items.
@@ -399,7 +547,7 @@ struct TensorSpec {
     stride: Vec<i64>,
 }
 
-impl<'p, R: Read + Seek> Archive<'p, R> {
+impl<'p, R: Read + Seek> Archive<'p, '_, R> {
     fn open(path: &'p Path, reader: R) -> Result<Self> {
         let zip = zip::ZipArchive::new(reader).map_err(|e| match e {
             zip::result::ZipError::Io(source)
@@ -446,8 +594,7 @@ impl<'p, R: Read + Seek> Archive<'p, R> {
         }
         Ok(Archive {
             path,
-            zip,
-            prefix,
+            source: Source::Zip { zip, prefix },
             storages: HashMap::new(),
         })
     }
@@ -469,8 +616,11 @@ impl<'p, R: Read + Seek> Archive<'p, R> {
     /// The bytes of entry `name` (under the prefix); `None` if absent; an error if it holds
     /// more than `limit` bytes.
     fn read_entry(&mut self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        let full = format!("{}{name}", self.prefix);
-        let entry = match self.zip.by_name(&full) {
+        let Source::Zip { zip, prefix } = &mut self.source else {
+            return Ok(None);
+        };
+        let full = format!("{prefix}{name}");
+        let entry = match zip.by_name(&full) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => {
@@ -516,7 +666,12 @@ impl<'p, R: Read + Seek> Archive<'p, R> {
             path: self.path.to_owned(),
             source,
         })?;
-        let found = find_state_dict(&top).map_err(|what| self.format_err(what))?;
+        self.build(&top)
+    }
+
+    /// The state dict in `top`, the file's object, its tensors read from their storages.
+    fn build(&mut self, top: &Value<'_>) -> Result<StateDict> {
+        let found = find_state_dict(top).map_err(|what| self.format_err(what))?;
 
         let mut specs: Vec<(String, TensorSpec)> = Vec::with_capacity(found.pairs.len());
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -575,17 +730,28 @@ impl<'p, R: Read + Seek> Archive<'p, R> {
         let needed = (r.numel as u64)
             .checked_mul(item)
             .ok_or_else(|| self.format_err(format!("`{key}`: storage {} is too large", r.key)))?;
-        let name = format!("data/{}", r.key);
-        let bytes = self.read_entry(&name, needed)?.ok_or_else(|| {
-            self.format_err(format!(
-                "`{key}`: the archive has no {}{name} (its storage)",
-                self.prefix
-            ))
-        })?;
+        let (name, bytes) = match &self.source {
+            Source::Zip { prefix, .. } => {
+                let name = format!("{prefix}data/{}", r.key);
+                let entry = format!("data/{}", r.key);
+                let bytes = self.read_entry(&entry, needed)?.ok_or_else(|| {
+                    self.format_err(format!("`{key}`: the archive has no {name} (its storage)"))
+                })?;
+                (name, Cow::Owned(bytes))
+            }
+            Source::Legacy { storages } => {
+                let bytes = storages.get(&r.key).copied().ok_or_else(|| {
+                    self.format_err(format!(
+                        "`{key}`: storage {} is not in the file (truncated?)",
+                        r.key
+                    ))
+                })?;
+                (r.key.clone(), Cow::Borrowed(bytes))
+            }
+        };
         if bytes.len() as u64 != needed {
             return Err(self.format_err(format!(
-                "`{key}`: storage {}{name} holds {} bytes, its {} {:?} items need {needed} (truncated?)",
-                self.prefix,
+                "`{key}`: storage {name} holds {} bytes, its {} {:?} items need {needed} (truncated?)",
                 bytes.len(),
                 r.numel,
                 r.kind

@@ -458,10 +458,55 @@ fn broken_and_foreign_files_give_errors_naming_the_file() {
 }
 
 #[test]
-fn legacy_and_whole_model_files_say_what_to_do() {
+fn legacy_torch_save_files_import_with_pytorch_logits() {
     let dir = fixtures_or_skip!();
-    let e = read_error(&dir.join("legacy.pth"), "re-save with torch>=1.6");
-    assert!(matches!(e, CheckpointError::Legacy { .. }));
+    let fx = expected(dir);
+    let path = dir.join("legacy.pth");
+    let state = read_torch_checkpoint(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.wrapper.as_deref(), Some("model"));
+    assert_eq!(state.ignored, ["epoch", "optimizer"]);
+    let zip = read_torch_checkpoint(dir.join("wrapped.pth")).unwrap();
+    assert_eq!(
+        state.keys().collect::<Vec<_>>(),
+        zip.keys().collect::<Vec<_>>()
+    );
+    for key in zip.keys() {
+        assert!(
+            state.get(key).unwrap().equal(zip.get(key).unwrap()),
+            "{key} differs from the zip file's"
+        );
+    }
+    let (vs, net) = common::build("resnet8", 10, 32);
+    load_weights(&vs, &path, LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let d = common::max_abs_diff(&eval_logits(&*net, &fx["__input"]), &fx["__logits"]);
+    assert!(
+        d <= TOL,
+        "legacy.pth: logits differ from PyTorch's by {d:e}"
+    );
+
+    // Every dtype, views and shared storages, as from the zip file.
+    let legacy = read_torch_checkpoint(dir.join("legacy_misc.pth")).unwrap();
+    let zip = read_torch_checkpoint(dir.join("misc.pth")).unwrap();
+    assert_eq!(legacy.len(), zip.len());
+    for key in zip.keys() {
+        let (a, b) = (legacy.get(key).unwrap(), zip.get(key).unwrap());
+        assert_eq!(a.kind(), b.kind(), "{key}");
+        assert!(a.equal(b), "{key} differs from the zip file's");
+    }
+
+    // Cut in its pickles or in its storages, a legacy file is a clear error.
+    let good = std::fs::read(&path).unwrap();
+    let scratch = scratch("truncated-legacy");
+    for (cut, what) in [(200, "without a STOP"), (good.len() - 10, "truncated?")] {
+        let cut_path = scratch.join(format!("cut{cut}.pth"));
+        std::fs::write(&cut_path, &good[..cut]).unwrap();
+        read_error(&cut_path, what);
+    }
+}
+
+#[test]
+fn whole_model_files_say_what_to_do() {
+    let dir = fixtures_or_skip!();
     read_error(
         &dir.join("whole_model.pth"),
         "pickled resnet.CifarResNet object",

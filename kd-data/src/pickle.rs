@@ -401,13 +401,21 @@ type Result<T, E = PickleError> = std::result::Result<T, E>;
 /// Reads the pickle in `input`: the value its `STOP` returns, with shared references copied
 /// out and the numpy/bytes patterns recognised. Bytes and strings borrow from `input`.
 pub fn load(input: &[u8]) -> Result<Value<'_>> {
+    load_prefix(input).map(|(value, _)| value)
+}
+
+/// Reads the pickle at the start of `input`, as [`load`] does, and how many bytes it took
+/// (up to and including its `STOP`): what follows may be another pickle, or raw data, as in
+/// the legacy `torch.save` format.
+pub fn load_prefix(input: &[u8]) -> Result<(Value<'_>, usize)> {
     let mut machine = Machine::new(input);
     let top = machine.run()?;
+    let consumed = machine.pos;
     let mut resolver = Resolver::new(machine.arena, machine.shares, input.len());
     let resolved = resolver
         .resolve(top.value, 0)
         .map_err(|what| PickleError { at: None, what })?;
-    Ok(resolved.value)
+    Ok((resolved.value, consumed))
 }
 
 mod op {
@@ -1994,6 +2002,23 @@ mod tests {
         assert_eq!(top.take_entry("epoch"), Some(Value::Int(1)));
         check_linear_state_dict(&top.take_entry("model").unwrap());
         check_linear_state_dict(&load(TORCH_PROTO4).unwrap());
+    }
+
+    #[test]
+    fn load_prefix_reports_the_bytes_of_one_pickle() {
+        // Two pickles back to back, then raw bytes.
+        let input = b"\x80\x02K\x07.\x80\x02X\x01\x00\x00\x00aq\x00.\xff\xfe";
+        let (first, n) = load_prefix(input).unwrap();
+        assert_eq!((first, n), (Value::Int(7), 5));
+        let (second, m) = load_prefix(&input[n..]).unwrap();
+        assert_eq!(second.as_text(), Some("a"));
+        assert_eq!(&input[n + m..], b"\xff\xfe");
+        assert!(
+            load_prefix(&input[..4])
+                .unwrap_err()
+                .to_string()
+                .contains("without a STOP")
+        );
     }
 
     #[test]

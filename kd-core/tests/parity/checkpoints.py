@@ -20,7 +20,8 @@ BatchNorm, and writes to DIR:
   * misc.pth: float64, float16, bfloat16, int8/16/32/64, uint8 and bool tensors, a transposed
     (non-contiguous) one, two views at offsets into one shared storage (one strided), a scalar
     and an empty tensor;
-  * whole_model.pth (torch.save(model)) and legacy.pth (_use_new_zipfile_serialization=False).
+  * whole_model.pth (torch.save(model)) and, with
+    _use_new_zipfile_serialization=False, legacy.pth (as wrapped.pth) and legacy_misc.pth.
 
 `check-safetensors` reads FILE (a safetensors file written by kd; read here with json and
 torch.frombuffer, since the venv has no `safetensors` package), loads it into a fresh resnet8
@@ -125,7 +126,9 @@ def write(out):
     save(params, "params.pth")
     save(misc, "misc.pth")
     save(model, "whole_model.pth")
-    save(sd, "legacy.pth", _use_new_zipfile_serialization=False)
+    legacy = {"epoch": 1, "model": sd, "optimizer": opt.state_dict()}
+    save(legacy, "legacy.pth", _use_new_zipfile_serialization=False)
+    save(misc, "legacy_misc.pth", _use_new_zipfile_serialization=False)
 
 
 def read_safetensors(path):
