@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "kd-core", "tests", "parity"))
 FAMILY = {
     **{n: "resnet" for n in ["resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                             "resnet8x4", "resnet32x4", "ResNet50"]},
+                             "resnet8x4", "resnet32x4", "ResNet50", "resnet18", "resnet34"]},
     **{n: "wrn" for n in ["wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2"]},
     **{n: "vgg" for n in ["vgg8", "vgg11", "vgg13", "vgg16", "vgg19"]},
     **{n: "mobile" for n in ["MobileNetV2", "ShuffleV1", "ShuffleV2"]},
