@@ -501,13 +501,9 @@ impl PipelineSpec {
     }
 }
 
-fn mean_bytes(mean: Option<&[f32]>, op: &str) -> Result<Vec<u8>, AugmentError> {
-    let mean = mean
-        .ok_or_else(|| parse_error(op, "fill=mean needs the dataset mean, and none was given"))?;
-    Ok(mean
-        .iter()
-        .map(|&m| (m * 255.0).round().clamp(0.0, 255.0) as u8)
-        .collect())
+/// The dataset mean a `fill=mean` needs, or an error naming `op`.
+fn dataset_mean<'a>(mean: Option<&'a [f32]>, op: &str) -> Result<&'a [f32], AugmentError> {
+    mean.ok_or_else(|| parse_error(op, "fill=mean needs the dataset mean, and none was given"))
 }
 
 /// The crop an [`OpKind::Crop`] describes, checked against `shape`.
@@ -526,7 +522,7 @@ fn build_crop(
     };
     let fill = match fill {
         FillSpec::Value(v) => Fill::All(*v),
-        FillSpec::Mean => Fill::PerChannel(mean_bytes(mean, "crop")?),
+        FillSpec::Mean => Fill::from_mean(dataset_mean(mean, "crop")?),
     };
     let crop = match size {
         Some(s) => Crop::new(*s, *padding, fill)?,
@@ -555,7 +551,7 @@ fn build_op(
             let fill = match fill {
                 FillSpec::Value(0) => CutoutFill::Zero,
                 FillSpec::Value(v) => CutoutFill::Value(vec![*v]),
-                FillSpec::Mean => CutoutFill::Value(mean_bytes(mean, "cutout")?),
+                FillSpec::Mean => CutoutFill::from_mean(dataset_mean(mean, "cutout")?),
             };
             let cutout = Cutout::new(*holes, *length, fill)?;
             cutout.fill().check(shape.channels)?;

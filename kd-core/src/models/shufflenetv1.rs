@@ -30,8 +30,15 @@ pub fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
     }
 }
 
-/// A bias-free convolution with PyTorch's default initialisation.
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> init::Conv2d {
+/// A bias-free convolution with PyTorch's default initialisation (ShuffleV2's too).
+pub(crate) fn conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    groups: i64,
+) -> init::Conv2d {
     init::conv2d(
         p,
         c_in,

@@ -14,8 +14,8 @@
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
-use super::init::{self, ConvInit, LinearInit};
-use super::shufflenetv1::{channel_shuffle, check_cifar};
+use super::init::{self, LinearInit};
+use super::shufflenetv1::{self, channel_shuffle, check_cifar};
 use super::{Builder, Features, Model, ModelConfig, ModelError};
 
 /// This family's registry entries (RepDistiller's `model_dict` name).
@@ -25,17 +25,7 @@ pub const ENTRIES: &[(&str, Builder)] = &[("ShuffleV2", shuffle_v2)];
 /// per-channel 3×3 with `stride`, otherwise it is a 1×1.
 fn conv(p: nn::Path, c_in: i64, c_out: i64, depthwise: bool, stride: i64) -> init::Conv2d {
     let (k, groups) = if depthwise { (3, c_in) } else { (1, 1) };
-    init::conv2d(
-        p,
-        c_in,
-        c_out,
-        k,
-        stride,
-        (k - 1) / 2,
-        groups,
-        false,
-        ConvInit::TorchDefault,
-    )
+    shufflenetv1::conv(p, c_in, c_out, k, stride, groups)
 }
 
 /// A convolution and its BatchNorm, named `conv{i}` and `bn{i}` under the unit.
