@@ -3,5 +3,6 @@
 //! and the trainer as the later issues add them.
 
 pub mod checkpoint;
+pub mod config;
 pub mod models;
 pub mod runtime;
