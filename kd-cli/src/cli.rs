@@ -35,6 +35,13 @@ pub enum Command {
     Eval(EvalArgs),
     /// Convert a PyTorch checkpoint (.pth/.pt) to safetensors, optionally checking it fits a model.
     Convert(ConvertArgs),
+    /// Train a model with cross-entropy (a teacher, or a baseline student) from a TOML config.
+    Train(TrainArgs),
+    /// Distill a student from a frozen teacher, from a TOML config.
+    Distill(TrainArgs),
+    /// Internal: the training half of `kd demo`, run inside `kd-engine`.
+    #[command(hide = true)]
+    DemoTrain(DemoArgs),
     /// Internal: run by `kd doctor` inside `kd-engine` to query libtorch.
     #[command(hide = true)]
     EngineProbe,
@@ -190,6 +197,26 @@ pub struct PreviewArgs {
     /// Seed of the draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Options of `kd train` and `kd distill`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run's TOML config (sections run, data, augment, model, loss, optim, schedule).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The recipe the defaults come from: repdistiller (the default) or kd-data.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Override one key, e.g. `--set optim.lr=0.1 --set model.student=resnet20` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run in the run directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// Options of `kd models`.

@@ -5,6 +5,7 @@ mod torch;
 
 use clap::Parser;
 use kd_cli::cli::{Cli, Command};
+use kd_core::train::Mode;
 
 fn main() {
     // Before any tensor exists: keep freed activations in the process (see the function's doc).
@@ -15,6 +16,9 @@ fn main() {
         Command::Models(args) => torch::models::run(&args),
         Command::Eval(args) => torch::eval::run(&args),
         Command::Convert(args) => torch::convert::run(&args),
+        Command::Train(args) => torch::train::run(&args, Mode::Train, cli.quiet),
+        Command::Distill(args) => torch::train::run(&args, Mode::Distill, cli.quiet),
+        Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"
         )),

@@ -20,7 +20,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(cmd) => data::run(&cmd, cli.quiet),
         Command::Augment(AugmentCommand::Preview(args)) => augment::preview(&args),
         // These need libtorch: `kd-engine` runs them with the same arguments.
-        Command::EngineProbe | Command::Models(_) | Command::Eval(_) | Command::Convert(_) => {
+        Command::EngineProbe
+        | Command::Models(_)
+        | Command::Eval(_)
+        | Command::Convert(_)
+        | Command::Train(_)
+        | Command::Distill(_)
+        | Command::DemoTrain(_) => {
             Err(engine::hand_over(std::env::args_os().skip(1).collect()))
         }
     }

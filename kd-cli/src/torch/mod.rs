@@ -3,3 +3,5 @@
 pub mod convert;
 pub mod eval;
 pub mod models;
+pub mod demo;
+pub mod train;
