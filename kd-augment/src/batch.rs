@@ -49,6 +49,17 @@
 //!   order (`np.random.beta`, `randint(W)`, `randint(H)`, `torch.randperm`).
 //! * pool: `n_run` CutMix draws in sequence on the same generator.
 //!
+//! # Per-sample randomness
+//!
+//! The reference draws one λ (and one box) per batch. [`Mixup::apply_per_sample`],
+//! [`CutMix::apply_per_sample`] and [`CutMix::pool_per_sample`] give every row its own: the
+//! caller's generator gives a [`RowStreams`] base seed (one draw), then the partners (one
+//! permutation or derangement of the batch, as per batch); row `i` then draws from its own
+//! stream `RowStreams::rng(i)` what the batch would have drawn — mixup: λᵢ; CutMix: λᵢ, `cxᵢ`,
+//! `cyᵢ`, with λᵢ recomputed from row i's clipped box. [`MixOutput::lambdas`] and
+//! [`MixOutput::bboxes`] (and each [`PoolRow`]) hold the per-row values; a pool makes each of its
+//! `n_run` calls per sample in this way.
+//!
 //! The number of draws varies (Gamma and derangements use rejection) but depends only on the
 //! generator's state, `n` and the shape, so two batches of equal size and shape given clones of
 //! one generator get the same λ, box and partners. The numbers cannot equal NumPy's or
@@ -71,7 +82,7 @@
 //!   reference's `index[-n_pick:]` (ascending); a batch's order does not change the loss.
 //! * α must be finite and > 0; the reference's mixup falls back to λ = 1 for α ≤ 0.
 
-use crate::rng::Rng;
+use crate::rng::{Rng, RowStreams};
 use crate::shape::ImageShape;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -130,6 +141,16 @@ pub enum BatchError {
     /// A partner list whose length is not the batch size.
     #[error("partner list has {got} entries for a batch of {n}")]
     PartnerLength {
+        /// Entries given.
+        got: usize,
+        /// The batch size.
+        n: usize,
+    },
+    /// A per-row parameter list (λ or boxes) whose length is not the batch size.
+    #[error("{got} {what} for a batch of {n}")]
+    RowParamLength {
+        /// What the list holds (`lambdas`, `boxes`).
+        what: &'static str,
         /// Entries given.
         got: usize,
         /// The batch size.
@@ -374,8 +395,9 @@ pub fn derangement_into(n: usize, rng: &mut Rng, out: &mut Vec<usize>) -> Result
 // Boxes
 // ---------------------------------------------------------------------------------------------
 
-/// A CutMix box: rows `y1..y2` and columns `x1..x2` (half-open), the same for every channel
-/// and every image of the batch. May be empty (λ = 1).
+/// A CutMix box: rows `y1..y2` and columns `x1..x2` (half-open), the same for every channel;
+/// shared by every image of the batch when drawn per batch, one per image when drawn per
+/// sample. May be empty (λ = 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BBox {
     /// First row (`bby1`).
@@ -535,6 +557,57 @@ pub fn mix_into_par(
     Ok(())
 }
 
+/// Mixup with one λ per row: `out[i] = f32(λᵢ)·batch[i] + f32(1−λᵢ)·batch[partner[i]]`, each
+/// row computed exactly as [`mix_into`] computes it with `lambda = lambdas[i]`.
+pub fn mix_rows_into(
+    batch: &[f32],
+    shape: ImageShape,
+    partner: &[usize],
+    lambdas: &[f64],
+    out: &mut [f32],
+) -> Result<(), BatchError> {
+    let n = batch_size(batch, shape)?;
+    check_partner(partner, n)?;
+    check_rows("lambdas", lambdas.len(), n)?;
+    check_out(out, batch.len())?;
+    let len = shape.len();
+    for (i, o) in out.chunks_exact_mut(len).enumerate() {
+        let (a, b) = mix_weights(lambdas[i]);
+        mix_image(batch, len, i, partner[i], a, b, o);
+    }
+    Ok(())
+}
+
+/// [`mix_rows_into`] with images spread over rayon's pool; the same output for any thread count.
+pub fn mix_rows_into_par(
+    batch: &[f32],
+    shape: ImageShape,
+    partner: &[usize],
+    lambdas: &[f64],
+    out: &mut [f32],
+) -> Result<(), BatchError> {
+    let n = batch_size(batch, shape)?;
+    check_partner(partner, n)?;
+    check_rows("lambdas", lambdas.len(), n)?;
+    check_out(out, batch.len())?;
+    let len = shape.len();
+    out.par_chunks_exact_mut(len)
+        .enumerate()
+        .for_each(|(i, o)| {
+            let (a, b) = mix_weights(lambdas[i]);
+            mix_image(batch, len, i, partner[i], a, b, o)
+        });
+    Ok(())
+}
+
+fn check_rows(what: &'static str, got: usize, n: usize) -> Result<(), BatchError> {
+    if got == n {
+        Ok(())
+    } else {
+        Err(BatchError::RowParamLength { what, got, n })
+    }
+}
+
 /// PyTorch's weights for `lam * x + (1 - lam) * y` with a Python float: each rounded to f32.
 #[inline]
 fn mix_weights(lambda: f64) -> (f32, f32) {
@@ -591,6 +664,51 @@ pub fn paste_box_into_par(
     Ok(())
 }
 
+/// CutMix with one box per row: `out[i]` is `batch[i]` with `boxes[i]` of every channel copied
+/// from `batch[partner[i]]`.
+pub fn paste_boxes_into(
+    batch: &[f32],
+    shape: ImageShape,
+    partner: &[usize],
+    boxes: &[BBox],
+    out: &mut [f32],
+) -> Result<(), BatchError> {
+    let n = batch_size(batch, shape)?;
+    check_partner(partner, n)?;
+    check_boxes(boxes, n, shape)?;
+    check_out(out, batch.len())?;
+    let len = shape.len();
+    for (i, o) in out.chunks_exact_mut(len).enumerate() {
+        paste_image(batch, shape, i, partner[i], boxes[i], o);
+    }
+    Ok(())
+}
+
+/// [`paste_boxes_into`] with images spread over rayon's pool; the same output for any thread
+/// count.
+pub fn paste_boxes_into_par(
+    batch: &[f32],
+    shape: ImageShape,
+    partner: &[usize],
+    boxes: &[BBox],
+    out: &mut [f32],
+) -> Result<(), BatchError> {
+    let n = batch_size(batch, shape)?;
+    check_partner(partner, n)?;
+    check_boxes(boxes, n, shape)?;
+    check_out(out, batch.len())?;
+    let len = shape.len();
+    out.par_chunks_exact_mut(len)
+        .enumerate()
+        .for_each(|(i, o)| paste_image(batch, shape, i, partner[i], boxes[i], o));
+    Ok(())
+}
+
+fn check_boxes(boxes: &[BBox], n: usize, shape: ImageShape) -> Result<(), BatchError> {
+    check_rows("boxes", boxes.len(), n)?;
+    boxes.iter().try_for_each(|b| b.check(shape))
+}
+
 #[inline]
 fn paste_image(batch: &[f32], shape: ImageShape, i: usize, p: usize, bbox: BBox, out: &mut [f32]) {
     let len = shape.len();
@@ -620,11 +738,56 @@ pub struct MixOutput {
     pub images: Vec<f32>,
     /// `partner[i]`: the image mixed into image `i` (the reference's `rand_index`).
     pub partner: Vec<usize>,
-    /// The fraction of image `i` that is its own: mixup's drawn λ, or CutMix's λ recomputed
-    /// from the clipped box (`1 − area/(H·W)`).
+    /// The fraction of each image that is its own: mixup's drawn λ, or CutMix's λ recomputed
+    /// from the clipped box (`1 − area/(H·W)`). Per sample, where every row has its own, this
+    /// is the mean of [`MixOutput::lambdas`] (1 for an empty batch); read `lambdas` instead.
     pub lambda: f64,
-    /// CutMix's box (`None` for mixup).
+    /// `lambdas[i]`: the fraction of row `i` that is image `i` (per batch: `n` copies of
+    /// `lambda`; per sample: row `i`'s own draw, for CutMix recomputed from `bboxes[i]`).
+    pub lambdas: Vec<f64>,
+    /// CutMix's box when the whole batch shares one (per batch); `None` for mixup and for
+    /// CutMix per sample, whose boxes are in [`MixOutput::bboxes`].
     pub bbox: Option<BBox>,
+    /// `bboxes[i]`: the box pasted into row `i` from `partner[i]` (per batch: `n` copies of the
+    /// one box); empty for mixup.
+    pub bboxes: Vec<BBox>,
+}
+
+impl MixOutput {
+    /// The output of one λ (and box) for the whole batch.
+    fn per_batch(images: Vec<f32>, partner: Vec<usize>, lambda: f64, bbox: Option<BBox>) -> Self {
+        let n = partner.len();
+        MixOutput {
+            images,
+            partner,
+            lambda,
+            lambdas: vec![lambda; n],
+            bbox,
+            bboxes: bbox.map_or_else(Vec::new, |b| vec![b; n]),
+        }
+    }
+
+    /// The output of one λ (and box) per row.
+    fn per_sample(
+        images: Vec<f32>,
+        partner: Vec<usize>,
+        lambdas: Vec<f64>,
+        bboxes: Vec<BBox>,
+    ) -> Self {
+        let lambda = if lambdas.is_empty() {
+            1.0
+        } else {
+            lambdas.iter().sum::<f64>() / lambdas.len() as f64
+        };
+        MixOutput {
+            images,
+            partner,
+            lambda,
+            lambdas,
+            bbox: None,
+            bboxes,
+        }
+    }
 }
 
 /// Mixup: `x' = λ·x + (1−λ)·x[partner]`, one λ ~ Beta(α, α) per batch.
@@ -701,12 +864,39 @@ impl Mixup {
         let mut images = vec![0.0; batch.len()];
         let mut partner = Vec::new();
         let lambda = self.apply_into(batch, shape, rng, &mut partner, &mut images)?;
-        Ok(MixOutput {
-            images,
-            partner,
-            lambda,
-            bbox: None,
-        })
+        Ok(MixOutput::per_batch(images, partner, lambda, None))
+    }
+
+    /// Draws the [`RowStreams`] base, then the partners of a batch of `n` (into `partner`), then
+    /// each row's λ from its own stream (into `lambdas`).
+    pub fn draw_per_sample_into(
+        &self,
+        n: usize,
+        rng: &mut Rng,
+        partner: &mut Vec<usize>,
+        lambdas: &mut Vec<f64>,
+    ) -> Result<(), BatchError> {
+        let rows = RowStreams::draw(rng);
+        self.partner.draw_into(n, rng, partner)?;
+        lambdas.clear();
+        lambdas.extend((0..n).map(|i| self.beta.sample(&mut rows.rng(i))));
+        Ok(())
+    }
+
+    /// Mixes `batch` into a new buffer with one λ per row (partners still from one permutation
+    /// of the batch): `x'ᵢ = λᵢ·xᵢ + (1−λᵢ)·x[partner[i]]`.
+    pub fn apply_per_sample(
+        &self,
+        batch: &[f32],
+        shape: ImageShape,
+        rng: &mut Rng,
+    ) -> Result<MixOutput, BatchError> {
+        let n = batch_size(batch, shape)?;
+        let (mut partner, mut lambdas) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        self.draw_per_sample_into(n, rng, &mut partner, &mut lambdas)?;
+        let mut images = vec![0.0; batch.len()];
+        mix_rows_into(batch, shape, &partner, &lambdas, &mut images)?;
+        Ok(MixOutput::per_sample(images, partner, lambdas, Vec::new()))
     }
 }
 
@@ -792,12 +982,51 @@ impl CutMix {
         let mut images = vec![0.0; batch.len()];
         let mut partner = Vec::new();
         let (lambda, bbox) = self.apply_into(batch, shape, rng, &mut partner, &mut images)?;
-        Ok(MixOutput {
-            images,
-            partner,
-            lambda,
-            bbox: Some(bbox),
-        })
+        Ok(MixOutput::per_batch(images, partner, lambda, Some(bbox)))
+    }
+
+    /// Draws the [`RowStreams`] base, then the partners of a batch of `n` images of `shape`
+    /// (into `partner`), then each row's λ, `cx` and `cy` from its own stream; writes each row's
+    /// box into `boxes` and its λ, recomputed from that box, into `lambdas`.
+    pub fn draw_per_sample_into(
+        &self,
+        n: usize,
+        shape: ImageShape,
+        rng: &mut Rng,
+        partner: &mut Vec<usize>,
+        lambdas: &mut Vec<f64>,
+        boxes: &mut Vec<BBox>,
+    ) -> Result<(), BatchError> {
+        if shape.is_empty() {
+            return Err(BatchError::EmptyShape { shape });
+        }
+        let rows = RowStreams::draw(rng);
+        self.partner.draw_into(n, rng, partner)?;
+        boxes.clear();
+        boxes.extend((0..n).map(|i| {
+            let mut r = rows.rng(i);
+            let drawn = self.beta.sample(&mut r);
+            rand_bbox(shape, drawn, &mut r)
+        }));
+        lambdas.clear();
+        lambdas.extend(boxes.iter().map(|b| b.lambda(shape)));
+        Ok(())
+    }
+
+    /// Mixes `batch` into a new buffer with one λ and one box per row (partners still from one
+    /// derangement of the batch).
+    pub fn apply_per_sample(
+        &self,
+        batch: &[f32],
+        shape: ImageShape,
+        rng: &mut Rng,
+    ) -> Result<MixOutput, BatchError> {
+        let n = batch_size(batch, shape)?;
+        let mut images = vec![0.0; batch.len()];
+        let (mut partner, mut lambdas, mut boxes) = (Vec::new(), Vec::new(), Vec::new());
+        self.draw_per_sample_into(n, shape, rng, &mut partner, &mut lambdas, &mut boxes)?;
+        paste_boxes_into(batch, shape, &partner, &boxes, &mut images)?;
+        Ok(MixOutput::per_sample(images, partner, lambdas, boxes))
     }
 
     /// The CutMixPick pool: `n_run` independent CutMix draws of `batch`, concatenated.
@@ -808,24 +1037,68 @@ impl CutMix {
         n_run: usize,
         rng: &mut Rng,
     ) -> Result<PoolOutput, BatchError> {
+        let mut partner = Vec::new();
+        Self::pool_with(batch, shape, n_run, |batch, out, rows| {
+            let (lambda, bbox) = self.apply_into(batch, shape, rng, &mut partner, out)?;
+            rows.extend(partner.iter().map(|&p| (p, lambda, bbox)));
+            Ok(())
+        })
+    }
+
+    /// The CutMixPick pool with every call per sample ([`CutMix::apply_per_sample`]): each of
+    /// the `n_run` calls draws its own derangement and one λ and box per row.
+    pub fn pool_per_sample(
+        &self,
+        batch: &[f32],
+        shape: ImageShape,
+        n_run: usize,
+        rng: &mut Rng,
+    ) -> Result<PoolOutput, BatchError> {
+        let (mut partner, mut lambdas, mut boxes) = (Vec::new(), Vec::new(), Vec::new());
+        Self::pool_with(batch, shape, n_run, |batch, out, rows| {
+            let n = batch_size(batch, shape)?;
+            self.draw_per_sample_into(n, shape, rng, &mut partner, &mut lambdas, &mut boxes)?;
+            paste_boxes_into(batch, shape, &partner, &boxes, out)?;
+            rows.extend((0..n).map(|i| (partner[i], lambdas[i], boxes[i])));
+            Ok(())
+        })
+    }
+
+    /// `n_run` calls of `run(batch, out, rows)`, each mixing into its slice `out` of the pool
+    /// and pushing (partner, λ, box) for each of its rows.
+    fn pool_with(
+        batch: &[f32],
+        shape: ImageShape,
+        n_run: usize,
+        mut run: impl FnMut(&[f32], &mut [f32], &mut Vec<(usize, f64, BBox)>) -> Result<(), BatchError>,
+    ) -> Result<PoolOutput, BatchError> {
         if n_run == 0 {
             return Err(BatchError::InvalidRuns { n_run });
         }
         let n = batch_size(batch, shape)?;
         let mut images = vec![0.0; n_run * batch.len()];
         let mut rows = Vec::with_capacity(n_run * n);
-        let mut partner = Vec::with_capacity(n);
+        let mut drawn = Vec::with_capacity(n);
         let batch_len = batch.len();
-        for run in 0..n_run {
-            let out = &mut images[run * batch_len..(run + 1) * batch_len];
-            let (lambda, bbox) = self.apply_into(batch, shape, rng, &mut partner, out)?;
-            rows.extend(partner.iter().enumerate().map(|(source, &p)| PoolRow {
-                run,
-                source,
-                partner: p,
-                lambda,
-                bbox,
-            }));
+        for r in 0..n_run {
+            drawn.clear();
+            run(
+                batch,
+                &mut images[r * batch_len..(r + 1) * batch_len],
+                &mut drawn,
+            )?;
+            rows.extend(
+                drawn
+                    .iter()
+                    .enumerate()
+                    .map(|(source, &(partner, lambda, bbox))| PoolRow {
+                        run: r,
+                        source,
+                        partner,
+                        lambda,
+                        bbox,
+                    }),
+            );
         }
         Ok(PoolOutput {
             images,
@@ -872,7 +1145,7 @@ pub struct PoolRow {
     pub partner: usize,
     /// Its recomputed λ (fraction of `source`).
     pub lambda: f64,
-    /// Its box (shared by its run).
+    /// Its box (shared by its run when drawn per batch, its own when drawn per sample).
     pub bbox: BBox,
 }
 

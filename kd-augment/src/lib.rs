@@ -20,6 +20,6 @@ pub mod transform;
 pub use error::AugmentError;
 pub use pipeline::{Pipeline, PipelineSpec, Randomness};
 pub use rng::Rng;
-pub use scheme::{Scheme, StrongerDa};
+pub use scheme::{Scheme, StrongSpec, StrongerDa};
 pub use shape::ImageShape;
 pub use transform::{FnTransform, Identity, Transform};

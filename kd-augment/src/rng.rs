@@ -43,6 +43,41 @@ pub mod domain {
     pub const SYNTHETIC: u64 = 5;
 }
 
+/// The generators of the rows of one batch drawn with per-sample randomness: one base seed is
+/// drawn from the batch's generator, and row `i` gets the stream `derive(&[base, SAMPLE, i])`.
+///
+/// A row's generator depends only on the batch's generator and the row index, never on which
+/// thread handles the row or in what order, so per-sample results are independent of the
+/// thread count; and the batch's generator advances by exactly one draw whatever the batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RowStreams {
+    base: u64,
+}
+
+impl RowStreams {
+    /// Draws the base seed from `rng` (one [`Rng::next_u64`]).
+    pub fn draw(rng: &mut Rng) -> Self {
+        RowStreams {
+            base: rng.next_u64(),
+        }
+    }
+
+    /// The streams of a known base seed.
+    pub fn from_base(base: u64) -> Self {
+        RowStreams { base }
+    }
+
+    /// The base seed.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The generator of row `row`.
+    pub fn rng(&self, row: usize) -> Rng {
+        Rng::from_keys(&[self.base, domain::SAMPLE, row as u64])
+    }
+}
+
 /// xoshiro256++ (Blackman and Vigna, 2019): fast, 256 bits of state, passes BigCrush.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {
@@ -184,6 +219,18 @@ mod tests {
             let y = r.next_f32();
             assert!((0.0..1.0).contains(&y));
         }
+    }
+
+    #[test]
+    fn row_streams_depend_on_the_base_and_the_row_only() {
+        let mut a = Rng::seed_from_u64(9);
+        let mut b = a.clone();
+        let (ra, rb) = (RowStreams::draw(&mut a), RowStreams::draw(&mut b));
+        assert_eq!(a, b, "the batch generator advances by one draw");
+        assert_eq!(ra, rb);
+        assert_eq!(ra.rng(3), RowStreams::from_base(ra.base()).rng(3));
+        assert_ne!(ra.rng(3), ra.rng(4));
+        assert_ne!(ra.rng(0), RowStreams::from_base(ra.base() ^ 1).rng(0));
     }
 
     #[test]

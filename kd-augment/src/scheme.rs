@@ -1,20 +1,37 @@
 //! The nine augmentation schemes of Good-DA-in-KD, by name, applied the way the reference applies
-//! its stronger DA: to the **normalised** batch, with **one** random draw for the whole batch.
+//! its stronger DA: to the **normalised** batch, by default with **one** random draw for the whole
+//! batch ([`Randomness::PerBatch`]). With [`Randomness::PerSample`]
+//! ([`StrongerDa::with_randomness`], or `@sample` after the name) every image draws its own.
 //!
-//! | scheme | what [`StrongerDa::apply`] does (good-da-in-kd.md §2) |
-//! |---|---|
-//! | `identity` | x′ = x |
-//! | `flip` | denormalise → ×255 → truncate to u8 → one coin flips the whole batch → /255 → normalise |
-//! | `crop` | the same round trip with one crop offset for the batch (zero padding of size/8) |
-//! | `crop+flip` | the round trip with one crop offset, then one flip decision |
-//! | `cutout` | one hole (side 8 at 32 px, 16 at 64, 56 at 224) at the same place in every image, set to 0 in the normalised tensor, i.e. the dataset mean colour |
-//! | `autoaugment` | the round trip through AutoAugment (CIFAR10 policy at 32 px, IMAGENET otherwise), one sub-policy draw for the batch |
-//! | `mixup` | one λ ~ Beta(1, 1), partners by a permutation |
-//! | `cutmix` | one λ and one box, partners by a derangement |
-//! | `cutmix_pick:teacher_entropy` / `cutmix_pick:student_entropy` | the pool of `n_run` = 2 CutMix calls, from which kd-core keeps the highest-entropy rows under the teacher or the student |
+//! | scheme | per batch, the reference and the default (good-da-in-kd.md §2) | per sample (`@sample`) |
+//! |---|---|---|
+//! | `identity` | x′ = x | the same |
+//! | `flip` | denormalise → ×255 → truncate to u8 → one coin flips the whole batch → /255 → normalise | the round trip, each image its own coin |
+//! | `crop` | the same round trip with one crop offset for the batch (zero padding of size/8) | each image its own offset |
+//! | `crop+flip` | the round trip with one crop offset, then one flip decision | each image its own offset, then its own coin |
+//! | `cutout` | one hole (side 8 at 32 px, 16 at 64, 56 at 224) at the same place in every image, set to 0 in the normalised tensor, i.e. the dataset mean colour | each image its own hole |
+//! | `autoaugment` | the round trip through AutoAugment (CIFAR10 policy at 32 px, IMAGENET otherwise), one sub-policy draw for the batch | each image its own sub-policy, probabilities and signs |
+//! | `mixup` | one λ ~ Beta(1, 1), partners by a permutation | one λ per row, partners by the one permutation |
+//! | `cutmix` | one λ and one box, partners by a derangement | one λ and one box per row (λ recomputed from the row's box), partners by the one derangement |
+//! | `cutmix_pick:teacher_entropy` / `cutmix_pick:student_entropy` | the pool of `n_run` = 2 CutMix calls, from which kd-core keeps the highest-entropy rows under the teacher or the student | each of the `n_run` CutMix calls per sample |
 //!
 //! The u8 round trip truncates as the reference's `(x*255).type(uint8)` does, which darkens
 //! about a fifth of byte values by one: reproduced on purpose.
+//!
+//! # Names
+//!
+//! A [`StrongSpec`] is a scheme and its randomness, written `<scheme>[@batch|@sample]`:
+//! `cutmix`, `autoaugment@sample`, `cutmix_pick:teacher_entropy@sample`. Without a mode it is
+//! per batch, the reference; the `@` modes mean what they mean in a [`crate::pipeline`].
+//!
+//! # Per-sample draws
+//!
+//! The batch's generator gives one base seed ([`RowStreams::draw`]) and row `i` draws from
+//! `RowStreams::rng(i)`: an image scheme applies to row `i` exactly what it applies per batch
+//! to a batch of that one image, given row `i`'s generator. Rows run on rayon's pool, and the
+//! result does not depend on the thread count. Mixup and CutMix then draw the partners of the
+//! batch from the batch's generator, and λ (and the box) from each row's (see
+//! [`crate::batch`]).
 
 use crate::autoaugment::{AutoAugment, AutoAugmentPolicy};
 use crate::batch::{CutMix, MixOutput, Mixup, PoolOutput};
@@ -23,9 +40,11 @@ use crate::cutout::{Cutout, CutoutFill};
 use crate::error::AugmentError;
 use crate::flip::Flip;
 use crate::normalize::Normalize;
-use crate::rng::Rng;
+use crate::pipeline::Randomness;
+use crate::rng::{Rng, RowStreams};
 use crate::shape::ImageShape;
 use crate::transform::Transform;
+use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -44,19 +63,19 @@ pub enum PickBy {
 pub enum Scheme {
     /// x′ = x.
     Identity,
-    /// One flip decision per batch.
+    /// A horizontal flip: one decision per batch (or per image, [`Randomness::PerSample`]).
     Flip,
-    /// One crop offset per batch.
+    /// A zero-padded crop: one offset per batch (or per image).
     Crop,
-    /// One crop offset and one flip decision per batch.
+    /// A crop then a flip: one offset and one flip decision per batch (or per image).
     CropFlip,
-    /// One Cutout hole per batch.
+    /// One Cutout hole per batch (or per image).
     Cutout,
-    /// One AutoAugment sub-policy draw per batch.
+    /// One AutoAugment sub-policy draw per batch (or per image).
     AutoAugment,
-    /// Mixup, one λ per batch.
+    /// Mixup, one λ per batch (or per row).
     Mixup,
-    /// CutMix, one λ and box per batch.
+    /// CutMix, one λ and box per batch (or per row).
     CutMix,
     /// The CutMix pool that CutMixPick picks from.
     CutMixPick(PickBy),
@@ -134,6 +153,9 @@ impl FromStr for Scheme {
         let what = if key == "cutmix_pick" {
             "needs a criterion: cutmix_pick:teacher_entropy or cutmix_pick:student_entropy"
                 .to_string()
+        } else if key.contains('@') {
+            "a scheme has no '@' mode; parse '<scheme>@batch' or '<scheme>@sample' as a StrongSpec"
+                .to_string()
         } else {
             let hint = crate::pipeline::closest(&key, &names)
                 .map(|c| format!("; did you mean '{c}'?"))
@@ -160,6 +182,84 @@ impl Serialize for Scheme {
 }
 
 impl<'de> Deserialize<'de> for Scheme {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A scheme and whether its random decisions are drawn per batch or per sample; written
+/// `<scheme>[@batch|@sample]` (per batch when no mode is written), and serialised as that string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StrongSpec {
+    /// Which scheme.
+    pub scheme: Scheme,
+    /// Per batch (the reference) or per sample.
+    pub randomness: Randomness,
+}
+
+impl StrongSpec {
+    /// The modes after `@`, for error messages.
+    pub const MODES: [&'static str; 2] = ["batch", "sample"];
+}
+
+impl From<Scheme> for StrongSpec {
+    /// The scheme as the reference applies it: per batch.
+    fn from(scheme: Scheme) -> Self {
+        StrongSpec {
+            scheme,
+            randomness: Randomness::PerBatch,
+        }
+    }
+}
+
+impl FromStr for StrongSpec {
+    type Err = AugmentError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((body, mode)) = s.rsplit_once('@') else {
+            return Ok(s.parse::<Scheme>()?.into());
+        };
+        let key = mode.trim().to_ascii_lowercase();
+        let randomness = match key.as_str() {
+            "batch" => Randomness::PerBatch,
+            "sample" => Randomness::PerSample,
+            _ => {
+                let hint = crate::pipeline::closest(&key, &Self::MODES)
+                    .map(|c| format!("; did you mean '@{c}'?"))
+                    .unwrap_or_default();
+                return Err(AugmentError::Parse {
+                    op: s.to_string(),
+                    what: format!("unknown mode '@{mode}' (known: @batch, @sample){hint}"),
+                });
+            }
+        };
+        Ok(StrongSpec {
+            scheme: body.parse()?,
+            randomness,
+        })
+    }
+}
+
+/// The canonical form: the scheme's name, then `@sample` when per sample.
+impl fmt::Display for StrongSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme.name())?;
+        match self.randomness {
+            Randomness::PerBatch => Ok(()),
+            Randomness::PerSample => f.write_str("@sample"),
+        }
+    }
+}
+
+impl Serialize for StrongSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for StrongSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?
             .parse()
@@ -225,7 +325,7 @@ impl StrongOutput {
 /// How a scheme acts on a batch.
 enum Action {
     Identity,
-    /// The u8 round trip through an image op, one draw per batch.
+    /// The u8 round trip through an image op.
     RoundTrip(Box<dyn Transform>),
     Cutout(Cutout),
     Mixup(Mixup),
@@ -233,9 +333,11 @@ enum Action {
     Pool(CutMix, usize),
 }
 
-/// A scheme bound to an image shape and the normalisation of the batches it receives.
+/// A scheme bound to an image shape and the normalisation of the batches it receives, drawing
+/// per batch (the reference, the default) or per sample.
 pub struct StrongerDa {
     scheme: Scheme,
+    randomness: Randomness,
     shape: ImageShape,
     normalize: Normalize,
     action: Action,
@@ -243,7 +345,7 @@ pub struct StrongerDa {
 
 impl fmt::Debug for StrongerDa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StrongerDa({} on {})", self.scheme, self.shape)
+        write!(f, "StrongerDa({} on {})", self.spec(), self.shape)
     }
 }
 
@@ -263,7 +365,8 @@ impl Transform for CropThenFlip {
 }
 
 impl StrongerDa {
-    /// Binds `scheme` with `params` to batches of `shape` normalised by `normalize`.
+    /// Binds `scheme` with `params` to batches of `shape` normalised by `normalize`, drawing per
+    /// batch as the reference does.
     pub fn new(
         scheme: Scheme,
         params: SchemeParams,
@@ -296,10 +399,27 @@ impl StrongerDa {
         };
         Ok(StrongerDa {
             scheme,
+            randomness: Randomness::PerBatch,
             shape,
             normalize,
             action,
         })
+    }
+
+    /// Binds `spec`'s scheme with its randomness (see [`StrongerDa::new`]).
+    pub fn from_spec(
+        spec: StrongSpec,
+        params: SchemeParams,
+        shape: ImageShape,
+        normalize: Normalize,
+    ) -> Result<Self, AugmentError> {
+        Ok(Self::new(spec.scheme, params, shape, normalize)?.with_randomness(spec.randomness))
+    }
+
+    /// The same scheme drawing its decisions per batch or per sample.
+    pub fn with_randomness(mut self, randomness: Randomness) -> Self {
+        self.randomness = randomness;
+        self
     }
 
     /// The scheme.
@@ -307,9 +427,30 @@ impl StrongerDa {
         self.scheme
     }
 
+    /// Per batch or per sample.
+    pub fn randomness(&self) -> Randomness {
+        self.randomness
+    }
+
+    /// The scheme and its randomness.
+    pub fn spec(&self) -> StrongSpec {
+        StrongSpec {
+            scheme: self.scheme,
+            randomness: self.randomness,
+        }
+    }
+
     /// x′ from the normalised batch `batch` (`[n, c, h, w]`), with every decision drawn from
-    /// `rng` once for the whole batch.
+    /// `rng`: once for the whole batch, or per sample from the row generators of one
+    /// [`RowStreams`] draw (see the module documentation).
     pub fn apply(&self, batch: &[f32], rng: &mut Rng) -> Result<StrongOutput, AugmentError> {
+        match self.randomness {
+            Randomness::PerBatch => self.apply_per_batch(batch, rng),
+            Randomness::PerSample => self.apply_per_sample(batch, rng),
+        }
+    }
+
+    fn apply_per_batch(&self, batch: &[f32], rng: &mut Rng) -> Result<StrongOutput, AugmentError> {
         crate::batch::batch_size(batch, self.shape)?;
         let len = self.shape.len();
         Ok(match &self.action {
@@ -343,6 +484,45 @@ impl StrongerDa {
             Action::Mixup(m) => StrongOutput::Mixed(m.apply(batch, self.shape, rng)?),
             Action::CutMix(c) => StrongOutput::Mixed(c.apply(batch, self.shape, rng)?),
             Action::Pool(c, n_run) => StrongOutput::Pool(c.pool(batch, self.shape, *n_run, rng)?),
+        })
+    }
+
+    fn apply_per_sample(&self, batch: &[f32], rng: &mut Rng) -> Result<StrongOutput, AugmentError> {
+        crate::batch::batch_size(batch, self.shape)?;
+        let (shape, len) = (self.shape, self.shape.len());
+        Ok(match &self.action {
+            Action::Identity => StrongOutput::Images(batch.to_vec()),
+            Action::RoundTrip(op) => {
+                let rows = RowStreams::draw(rng);
+                let mut images = vec![0f32; batch.len()];
+                images
+                    .par_chunks_exact_mut(len)
+                    .zip(batch.par_chunks_exact(len))
+                    .enumerate()
+                    .for_each_init(
+                        || (vec![0u8; len], vec![0u8; len]),
+                        |(bytes, out), (i, (dst, src))| {
+                            self.normalize.denormalize_to_u8(src, shape, bytes);
+                            op.apply(bytes, shape, &mut rows.rng(i), out);
+                            self.normalize.apply_into(out, shape, dst);
+                        },
+                    );
+                StrongOutput::Images(images)
+            }
+            Action::Cutout(cutout) => {
+                let rows = RowStreams::draw(rng);
+                let mut images = batch.to_vec();
+                images
+                    .par_chunks_exact_mut(len)
+                    .enumerate()
+                    .for_each(|(i, img)| cutout.cut_in_place(img, shape, &mut rows.rng(i), &[0.0]));
+                StrongOutput::Images(images)
+            }
+            Action::Mixup(m) => StrongOutput::Mixed(m.apply_per_sample(batch, shape, rng)?),
+            Action::CutMix(c) => StrongOutput::Mixed(c.apply_per_sample(batch, shape, rng)?),
+            Action::Pool(c, n_run) => {
+                StrongOutput::Pool(c.pool_per_sample(batch, shape, *n_run, rng)?)
+            }
         })
     }
 }

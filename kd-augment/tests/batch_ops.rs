@@ -1,5 +1,5 @@
-//! Per-batch mixing ops (`kd_augment::batch`): mixup, CutMix, the CutMixPick pool, Beta/Gamma
-//! sampling and derangements.
+//! Batch mixing ops (`kd_augment::batch`): mixup, CutMix, the CutMixPick pool (per batch, and
+//! per sample with one λ and box per row), Beta/Gamma sampling and derangements.
 //!
 //! Property tests follow sonos/tract's style: a `Problem` with a proptest strategy, a slow,
 //! per-pixel `reference()` written from the reference's formulas (Good-DA-in-KD
@@ -9,9 +9,11 @@
 
 use kd_augment::batch::{
     BBox, BatchError, Beta, CutMix, Gamma, Mixup, Partner, PoolOutput, bbox_at, cutmix,
-    cutmix_pool, derangement, derangement_into, gather_rows, mix_into, mix_into_par, mixup,
-    paste_box_into, paste_box_into_par, pick_rows, standard_normal, top_rows,
+    cutmix_pool, derangement, derangement_into, gather_rows, mix_into, mix_into_par, mix_rows_into,
+    mix_rows_into_par, mixup, paste_box_into, paste_box_into_par, paste_boxes_into,
+    paste_boxes_into_par, pick_rows, standard_normal, top_rows,
 };
+use kd_augment::rng::RowStreams;
 use kd_augment::{ImageShape, Rng};
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -1060,6 +1062,340 @@ fn empty_batches_draw_and_return_nothing() {
             .images
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per sample: one λ (and box) per row, partners from the one permutation / derangement
+// ---------------------------------------------------------------------------------------------
+
+/// A batch mixed per sample; the reference draws, from the documented order, the base seed and
+/// the partners from the batch's generator, then each row's λ (and `cx`, `cy`) from its stream.
+#[derive(Debug, Clone)]
+struct PerSampleProblem {
+    n: usize,
+    shape: ImageShape,
+    data: Vec<f32>,
+    alpha: f64,
+    seed: u64,
+}
+
+impl PerSampleProblem {
+    /// `min_n` = 2 for CutMix (a batch of one has no derangement).
+    fn strategy(min_n: usize) -> impl Strategy<Value = Self> {
+        (
+            prop_oneof![Just(0usize), min_n..12],
+            shape_strategy(),
+            alpha_strategy(),
+            any::<u64>(),
+        )
+            .prop_map(|(n, shape, alpha, seed)| PerSampleProblem {
+                n,
+                shape,
+                data: distinct_batch(n, shape, seed ^ 0xA5A5),
+                alpha,
+                seed,
+            })
+    }
+
+    /// Mixup per row: `x'ᵢ = f32(λᵢ)·xᵢ + f32(1−λᵢ)·x_pᵢ`, partners by `rng.permutation(n)`.
+    fn mixup_reference(&self) -> (Vec<f32>, Vec<usize>, Vec<f64>) {
+        let mut rng = Rng::seed_from_u64(self.seed);
+        let base = rng.next_u64();
+        let partner = rng.permutation(self.n);
+        let beta = Beta::new(self.alpha, self.alpha).unwrap();
+        let lambdas: Vec<f64> = (0..self.n)
+            .map(|i| {
+                beta.sample(&mut Rng::from_keys(&[
+                    base,
+                    kd_augment::rng::domain::SAMPLE,
+                    i as u64,
+                ]))
+            })
+            .collect();
+        let s = self.shape;
+        let mut out = vec![0.0; self.data.len()];
+        for i in 0..self.n {
+            let (a, b) = (lambdas[i] as f32, (1.0 - lambdas[i]) as f32);
+            for c in 0..s.channels {
+                for y in 0..s.height {
+                    for x in 0..s.width {
+                        let own = self.data[idx(s, i, c, y, x)];
+                        let other = self.data[idx(s, partner[i], c, y, x)];
+                        out[idx(s, i, c, y, x)] = a * own + b * other;
+                    }
+                }
+            }
+        }
+        (out, partner, lambdas)
+    }
+
+    /// CutMix per row: row i's box from its own λ₀, `cx`, `cy`; partner inside the box;
+    /// λᵢ = 1 − area/(H·W).
+    fn cutmix_reference(&self) -> (Vec<f32>, Vec<usize>, Vec<f64>, Vec<BBox>) {
+        let mut rng = Rng::seed_from_u64(self.seed);
+        let rows = RowStreams::draw(&mut rng);
+        let partner = reference_derangement(self.n, &mut rng);
+        let beta = Beta::new(self.alpha, self.alpha).unwrap();
+        let s = self.shape;
+        let boxes: Vec<BBox> = (0..self.n)
+            .map(|i| {
+                let mut r = rows.rng(i);
+                let lam0 = beta.sample(&mut r);
+                let cx = r.below(s.width as u64) as usize;
+                let cy = r.below(s.height as u64) as usize;
+                reference_bbox(s.height, s.width, lam0, cx, cy)
+            })
+            .collect();
+        let lambdas = boxes
+            .iter()
+            .map(|b| 1.0 - ((b.y2 - b.y1) * (b.x2 - b.x1)) as f64 / (s.height * s.width) as f64)
+            .collect();
+        let mut out = vec![0.0; self.data.len()];
+        for (i, b) in boxes.iter().enumerate() {
+            for c in 0..s.channels {
+                for y in 0..s.height {
+                    for x in 0..s.width {
+                        let inside = y >= b.y1 && y < b.y2 && x >= b.x1 && x < b.x2;
+                        let from = if inside { partner[i] } else { i };
+                        out[idx(s, i, c, y, x)] = self.data[idx(s, from, c, y, x)];
+                    }
+                }
+            }
+        }
+        (out, partner, lambdas, boxes)
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn per_sample_mixup_matches_reference(p in PerSampleProblem::strategy(1)) {
+        let got = Mixup::new(p.alpha)
+            .unwrap()
+            .apply_per_sample(&p.data, p.shape, &mut Rng::seed_from_u64(p.seed))
+            .unwrap();
+        let (images, partner, lambdas) = p.mixup_reference();
+        prop_assert_eq!(bits(&got.images), bits(&images));
+        prop_assert_eq!(&got.partner, &partner);
+        prop_assert_eq!(&got.lambdas, &lambdas);
+        prop_assert!(got.lambdas.iter().all(|l| (0.0..=1.0).contains(l)));
+        let mean = if p.n == 0 { 1.0 } else { lambdas.iter().sum::<f64>() / p.n as f64 };
+        prop_assert_eq!(got.lambda, mean);
+        prop_assert_eq!(got.bbox, None);
+        prop_assert!(got.bboxes.is_empty());
+    }
+
+    #[test]
+    fn per_sample_cutmix_matches_reference_and_lambda_is_the_box_area(
+        p in PerSampleProblem::strategy(2),
+    ) {
+        let got = CutMix::new(p.alpha)
+            .unwrap()
+            .apply_per_sample(&p.data, p.shape, &mut Rng::seed_from_u64(p.seed))
+            .unwrap();
+        let (images, partner, lambdas, boxes) = p.cutmix_reference();
+        prop_assert_eq!(&got.images, &images);
+        prop_assert_eq!(&got.partner, &partner);
+        prop_assert!(got.partner.iter().enumerate().all(|(i, &q)| i != q));
+        prop_assert_eq!(&got.bboxes, &boxes);
+        prop_assert_eq!(&got.lambdas, &lambdas);
+        let plane = p.shape.plane() as f64;
+        for (l, b) in got.lambdas.iter().zip(&got.bboxes) {
+            prop_assert_eq!(*l, 1.0 - b.area() as f64 / plane);
+        }
+        prop_assert_eq!(got.bbox, None);
+    }
+
+    /// Each run of the per-sample pool is one per-sample CutMix call, in sequence on the
+    /// caller's generator; every row carries its own λ and box.
+    #[test]
+    fn per_sample_pool_is_n_run_per_sample_cutmix_calls(
+        p in PerSampleProblem::strategy(2),
+        n_run in 1usize..4,
+    ) {
+        let op = CutMix::new(p.alpha).unwrap();
+        let mut rng = Rng::seed_from_u64(p.seed);
+        let pool = op.pool_per_sample(&p.data, p.shape, n_run, &mut rng).unwrap();
+        let mut expect = Rng::seed_from_u64(p.seed);
+        prop_assert_eq!(pool.len(), n_run * p.n);
+        for run in 0..n_run {
+            let call = op.apply_per_sample(&p.data, p.shape, &mut expect).unwrap();
+            let len = p.data.len();
+            prop_assert_eq!(&pool.images[run * len..(run + 1) * len], &call.images[..]);
+            for i in 0..p.n {
+                let row = pool.rows[run * p.n + i];
+                prop_assert_eq!(
+                    (row.run, row.source, row.partner, row.lambda, row.bbox),
+                    (run, i, call.partner[i], call.lambdas[i], call.bboxes[i])
+                );
+            }
+        }
+        prop_assert_eq!(rng, expect);
+    }
+
+    #[test]
+    fn per_row_mixing_equals_per_batch_mixing_row_by_row(
+        p in PerSampleProblem::strategy(2),
+        lambda_seed in any::<u64>(),
+    ) {
+        // mix_rows_into / paste_boxes_into with row i's parameters = the per-batch op with them.
+        let mut r = Rng::seed_from_u64(lambda_seed);
+        let partner = derangement(p.n, &mut r).unwrap();
+        let lambdas: Vec<f64> = (0..p.n).map(|_| r.next_f64()).collect();
+        let boxes: Vec<BBox> = lambdas
+            .iter()
+            .map(|&l| bbox_at(p.shape, l, r.below(p.shape.width as u64) as usize, r.below(p.shape.height as u64) as usize))
+            .collect();
+        let len = p.shape.len();
+        let mut mixed = vec![0.0; p.data.len()];
+        let mut pasted = vec![0.0; p.data.len()];
+        mix_rows_into(&p.data, p.shape, &partner, &lambdas, &mut mixed).unwrap();
+        paste_boxes_into(&p.data, p.shape, &partner, &boxes, &mut pasted).unwrap();
+        for i in 0..p.n {
+            let mut one = vec![0.0; p.data.len()];
+            mix_into(&p.data, p.shape, &partner, lambdas[i], &mut one).unwrap();
+            prop_assert_eq!(bits(&mixed[i * len..(i + 1) * len]), bits(&one[i * len..(i + 1) * len]));
+            paste_box_into(&p.data, p.shape, &partner, boxes[i], &mut one).unwrap();
+            prop_assert_eq!(&pasted[i * len..(i + 1) * len], &one[i * len..(i + 1) * len]);
+        }
+    }
+}
+
+#[test]
+fn per_sample_lambdas_and_boxes_differ_across_rows() {
+    let shape = ImageShape::new(3, 32, 32);
+    let data = normal_batch(64, shape, 21);
+    let m = Mixup::new(1.0)
+        .unwrap()
+        .apply_per_sample(&data, shape, &mut Rng::seed_from_u64(5))
+        .unwrap();
+    let distinct: BTreeSet<u64> = m.lambdas.iter().map(|l| l.to_bits()).collect();
+    assert_eq!(distinct.len(), 64, "every row draws its own λ");
+    assert!(is_permutation(&m.partner));
+    let c = CutMix::new(1.0)
+        .unwrap()
+        .apply_per_sample(&data, shape, &mut Rng::seed_from_u64(5))
+        .unwrap();
+    let boxes: std::collections::HashSet<BBox> = c.bboxes.iter().copied().collect();
+    assert!(boxes.len() > 50, "{} distinct boxes of 64", boxes.len());
+    let lambdas: BTreeSet<u64> = c.lambdas.iter().map(|l| l.to_bits()).collect();
+    assert!(lambdas.len() > 10, "{} distinct λ of 64", lambdas.len());
+}
+
+#[test]
+fn per_batch_outputs_list_the_one_lambda_and_box_per_row() {
+    let shape = ImageShape::new(3, 8, 8);
+    let data = normal_batch(6, shape, 2);
+    let m = mixup(&data, shape, 1.0, &mut Rng::seed_from_u64(3)).unwrap();
+    assert_eq!(m.lambdas, vec![m.lambda; 6]);
+    assert!(m.bboxes.is_empty());
+    let c = cutmix(&data, shape, 1.0, &mut Rng::seed_from_u64(3)).unwrap();
+    assert_eq!(c.lambdas, vec![c.lambda; 6]);
+    assert_eq!(c.bboxes, vec![c.bbox.unwrap(); 6]);
+}
+
+#[test]
+fn per_sample_same_seed_same_output_and_empty_batches() {
+    let shape = ImageShape::new(3, 8, 8);
+    let data = normal_batch(8, shape, 11);
+    let (m, c) = (Mixup::new(1.0).unwrap(), CutMix::new(1.0).unwrap());
+    let run = |seed| {
+        let mut rng = Rng::seed_from_u64(seed);
+        (
+            m.apply_per_sample(&data, shape, &mut rng).unwrap(),
+            c.apply_per_sample(&data, shape, &mut rng).unwrap(),
+            c.pool_per_sample(&data, shape, 2, &mut rng).unwrap(),
+        )
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1).0.images, run(2).0.images);
+    assert_ne!(run(1).1.images, run(2).1.images);
+    assert_ne!(run(1).2.images, run(2).2.images);
+    // An empty batch draws the base seed (and its empty partner list) and returns nothing.
+    let mut rng = Rng::seed_from_u64(4);
+    let out = c.apply_per_sample(&[], shape, &mut rng).unwrap();
+    assert!(out.images.is_empty() && out.lambdas.is_empty() && out.bboxes.is_empty());
+    assert_eq!(out.lambda, 1.0);
+    let mut one_draw = Rng::seed_from_u64(4);
+    one_draw.next_u64();
+    assert_eq!(rng, one_draw);
+    assert!(matches!(
+        c.apply_per_sample(&data[..shape.len()], shape, &mut rng),
+        Err(BatchError::NoDerangement { n: 1 })
+    ));
+}
+
+#[test]
+fn per_row_parameter_lists_must_match_the_batch() {
+    let shape = ImageShape::new(1, 4, 4);
+    let data = normal_batch(3, shape, 1);
+    let mut out = vec![0.0; data.len()];
+    let partner = [1, 2, 0];
+    let e = mix_rows_into(&data, shape, &partner, &[0.5, 0.5], &mut out).unwrap_err();
+    assert_eq!(
+        e,
+        BatchError::RowParamLength {
+            what: "lambdas",
+            got: 2,
+            n: 3
+        }
+    );
+    assert!(e.to_string().contains("2 lambdas for a batch of 3"), "{e}");
+    let b = BBox::default();
+    let e = paste_boxes_into(&data, shape, &partner, &[b; 4], &mut out).unwrap_err();
+    assert!(matches!(
+        e,
+        BatchError::RowParamLength {
+            what: "boxes",
+            got: 4,
+            n: 3
+        }
+    ));
+    let far = BBox {
+        y1: 0,
+        y2: 5,
+        x1: 0,
+        x2: 1,
+    };
+    let e = paste_boxes_into(&data, shape, &partner, &[b, far, b], &mut out).unwrap_err();
+    assert!(matches!(e, BatchError::BoxOutOfRange { y2: 5, .. }), "{e}");
+}
+
+#[test]
+fn per_row_parallel_application_equals_serial_with_1_and_4_threads() {
+    let shape = ImageShape::new(3, 16, 16);
+    let data = normal_batch(37, shape, 4);
+    let mut rng = Rng::seed_from_u64(8);
+    let partner = derangement(37, &mut rng).unwrap();
+    let lambdas: Vec<f64> = (0..37).map(|_| rng.next_f64()).collect();
+    let boxes: Vec<BBox> = lambdas
+        .iter()
+        .map(|&l| bbox_at(shape, l, rng.below(16) as usize, rng.below(16) as usize))
+        .collect();
+    let mut serial_mix = vec![0.0; data.len()];
+    let mut serial_box = vec![0.0; data.len()];
+    mix_rows_into(&data, shape, &partner, &lambdas, &mut serial_mix).unwrap();
+    paste_boxes_into(&data, shape, &partner, &boxes, &mut serial_box).unwrap();
+    for threads in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let (mix, pasted) = pool.install(|| {
+            let mut mix = vec![0.0; data.len()];
+            let mut pasted = vec![0.0; data.len()];
+            mix_rows_into_par(&data, shape, &partner, &lambdas, &mut mix).unwrap();
+            paste_boxes_into_par(&data, shape, &partner, &boxes, &mut pasted).unwrap();
+            (mix, pasted)
+        });
+        assert_eq!(bits(&mix), bits(&serial_mix), "{threads} threads");
+        assert_eq!(pasted, serial_box, "{threads} threads");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
