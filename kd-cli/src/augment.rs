@@ -6,7 +6,7 @@ use crate::data;
 use anyhow::{Context, Result, bail};
 use kd_augment::normalize::Normalize;
 use kd_augment::scheme::SchemeParams;
-use kd_augment::{ImageShape, Pipeline, Rng, Scheme, StrongerDa, Transform};
+use kd_augment::{ImageShape, Pipeline, Rng, StrongSpec, StrongerDa, Transform};
 use kd_data::{Dataset, export};
 
 /// Runs `kd augment preview`.
@@ -127,12 +127,12 @@ fn scheme_rows(
     scheme: &str,
     args: &PreviewArgs,
 ) -> Result<Vec<Vec<Vec<u8>>>> {
-    let scheme: Scheme = scheme.parse()?;
+    let spec: StrongSpec = scheme.parse()?;
     let shape = ds.shape();
     let (mean, std) = ds.channel_stats();
     let normalize = Normalize::from_f64(&mean, &std)?;
-    let da = StrongerDa::new(
-        scheme,
+    let da = StrongerDa::from_spec(
+        spec,
         SchemeParams::for_image_size(shape.height),
         shape,
         normalize.clone(),

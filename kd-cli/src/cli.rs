@@ -173,7 +173,8 @@ pub struct PreviewArgs {
     #[arg(long, conflicts_with = "scheme")]
     pub pipeline: Option<String>,
     /// One of Good-DA-in-KD's schemes, applied per batch to the normalised images: identity,
-    /// flip, crop, crop+flip, cutout, autoaugment, mixup, cutmix, cutmix_pick:teacher_entropy.
+    /// flip, crop, crop+flip, cutout, autoaugment, mixup, cutmix, cutmix_pick:teacher_entropy;
+    /// `@sample` (e.g. `autoaugment@sample`) draws per image instead.
     #[arg(long)]
     pub scheme: Option<String>,
     /// The dataset folder, or `synthetic`.

@@ -1,8 +1,9 @@
 //! `kd demo`: the one-command showcase, on the built-in synthetic dataset (no download).
 //!
-//! Today it shows the data pipeline end to end: the dataset, a δ/ζ subset saved and read back, the
+//! It shows the data pipeline end to end (the dataset, a δ/ζ subset saved and read back, the
 //! loader's batches with their sample indices, the same batches with 1 and with several worker
-//! threads, throughput, and a PNG of samples to look at.
+//! threads, throughput, and a PNG of samples to look at), then hands over to `kd-engine` for the
+//! training half: a teacher, and students trained with and without distillation.
 
 use crate::cli::DemoArgs;
 use anyhow::{Context, Result, ensure};
@@ -18,7 +19,7 @@ use std::time::Instant;
 const STANDARD_DA: &str = "crop:4,flip";
 
 /// Runs `kd demo`.
-pub fn run(args: &DemoArgs) -> Result<()> {
+pub fn run(args: &DemoArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     println!("kd demo: the data pipeline on the built-in synthetic dataset (no download)\n");
@@ -126,8 +127,21 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             println!("   {label:<15} {workers} thread(s): {rate:>10.0} images/s");
         }
     }
-    println!("\nNext: `kd data download cifar100 --root data`, then `kd data info data`.");
-    Ok(())
+    println!();
+    // The training half needs libtorch: kd-engine runs it (and prints why if it cannot start).
+    let mut engine_args: Vec<std::ffi::OsString> = vec![
+        "demo-train".into(),
+        "--seed".into(),
+        args.seed.to_string().into(),
+        "--batch-size".into(),
+        args.batch_size.to_string().into(),
+        "--out".into(),
+        args.out.clone().into_os_string(),
+    ];
+    if quiet {
+        engine_args.push("--quiet".into());
+    }
+    Err(crate::engine::hand_over(engine_args))
 }
 
 fn describe(ds: &Dataset) {

@@ -16,7 +16,7 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(&args, cli.quiet),
         Command::Data(cmd) => data::run(&cmd, cli.quiet),
         Command::Augment(AugmentCommand::Preview(args)) => augment::preview(&args),
         // These need libtorch: `kd-engine` runs them with the same arguments.

@@ -26,7 +26,7 @@ use crate::optim::{Sgd, SgdConfig};
 use crate::schedule::{LrSchedule, Schedule};
 use kd_augment::Rng;
 use kd_augment::rng::domain;
-use kd_augment::scheme::{Scheme, SchemeParams, StrongOutput, StrongerDa};
+use kd_augment::scheme::{Scheme, SchemeParams, StrongOutput, StrongSpec, StrongerDa};
 use kd_augment::normalize::Normalize;
 use kd_augment::{Pipeline, Transform};
 use kd_data::loader::{Batch, BatchImages, Loader, LoaderConfig, OutputFormat};
@@ -343,19 +343,20 @@ impl Session {
         let strong = match &cfg.augment.strong {
             None => None,
             Some(text) => {
+                let spec: StrongSpec = text
+                    .parse()
+                    .map_err(|e: kd_augment::AugmentError| setting("augment.strong", e.to_string()))?;
                 if mode == Mode::Train && cfg.loss.aug[1] == 0.0 {
                     return Err(setting(
                         "augment.strong",
                         "without a teacher x′ has no KD target; set loss.aug[1] > 0 for a cross-entropy term on x′".into(),
                     ));
                 }
-                let scheme: Scheme = text
-                    .parse()
-                    .map_err(|e: kd_augment::AugmentError| setting("augment.strong", e.to_string()))?;
+                let scheme = spec.scheme;
                 let normalize = Normalize::new(norm.mean.clone(), norm.std.clone())
                     .map_err(|e| setting("data.norm", e.to_string()))?;
                 let params = SchemeParams::for_image_size(shape.height);
-                let da = StrongerDa::new(scheme, params, shape, normalize)?;
+                let da = StrongerDa::from_spec(spec, params, shape, normalize)?;
                 let pick = match scheme {
                     Scheme::CutMixPick(by) => Some((
                         by,
@@ -847,7 +848,7 @@ fn aug_batch(out: StrongOutput, batch: &Batch, strong: Option<&Strong>, device: 
             images: images(&m.images),
             source: identity,
             partner: m.partner.iter().map(|&p| p as i64).collect(),
-            lambda: vec![m.lambda as f32; n as usize],
+            lambda: m.lambdas.iter().map(|&l| l as f32).collect(),
             pick: None,
         },
         StrongOutput::Pool(p) => AugBatch {
