@@ -3,13 +3,19 @@
 //! count passed beside them, labels are `usize` class indices, and every sum runs in `f64`.
 //!
 //! - [`accuracy`]: top-k accuracy, teacher–student agreement.
+//! - [`calibration`]: mean NLL, expected calibration error with its reliability table.
+//! - [`confidence`]: per-sample softmax entropy and top logit difference.
 //!
 //! Checked input returns [`MetricsError`]; only [`top_k_correct`], the evaluation loop's fast
 //! path, panics on a bad shape.
 
 pub mod accuracy;
+pub mod calibration;
+pub mod confidence;
 pub mod error;
 mod rows;
 
 pub use accuracy::{agreement, top_k_accuracy, top_k_correct};
+pub use calibration::{CalibrationBin, ECE_BINS, Ece, ece, ece_with_bins, nll};
+pub use confidence::{entropy, entropy_at, tld};
 pub use error::{MetricsError, Result};
