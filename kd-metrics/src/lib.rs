@@ -5,6 +5,7 @@
 //! - [`accuracy`]: top-k accuracy, teacher–student agreement.
 //! - [`calibration`]: mean NLL, expected calibration error with its reliability table.
 //! - [`confidence`]: per-sample softmax entropy and top logit difference.
+//! - [`t_stddev`]: the good-DA-in-KD paper's T. stddev accumulator.
 //!
 //! Checked input returns [`MetricsError`]; only [`top_k_correct`], the evaluation loop's fast
 //! path, panics on a bad shape.
@@ -14,8 +15,10 @@ pub mod calibration;
 pub mod confidence;
 pub mod error;
 mod rows;
+pub mod t_stddev;
 
 pub use accuracy::{agreement, top_k_accuracy, top_k_correct};
 pub use calibration::{CalibrationBin, ECE_BINS, Ece, ece, ece_with_bins, nll};
 pub use confidence::{entropy, entropy_at, tld};
 pub use error::{MetricsError, Result};
+pub use t_stddev::{NonFiniteGroups, PAPER_TENSORS_PER_GROUP, TStddev, TStddevConfig};
