@@ -6,6 +6,8 @@
 //! - [`calibration`]: mean NLL, expected calibration error with its reliability table.
 //! - [`confidence`]: per-sample softmax entropy and top logit difference.
 //! - [`t_stddev`]: the good-DA-in-KD paper's T. stddev accumulator.
+//! - [`correlation`]: Pearson, Spearman, Kendall tau-b with scipy's p-values.
+//! - [`special`]: the special functions the p-values need.
 //!
 //! Checked input returns [`MetricsError`]; only [`top_k_correct`], the evaluation loop's fast
 //! path, panics on a bad shape.
@@ -13,12 +15,15 @@
 pub mod accuracy;
 pub mod calibration;
 pub mod confidence;
+pub mod correlation;
 pub mod error;
 mod rows;
+pub mod special;
 pub mod t_stddev;
 
 pub use accuracy::{agreement, top_k_accuracy, top_k_correct};
 pub use calibration::{CalibrationBin, ECE_BINS, Ece, ece, ece_with_bins, nll};
 pub use confidence::{entropy, entropy_at, tld};
+pub use correlation::{Correlation, PValueMethod, average_ranks, kendall_tau_b, pearson, spearman};
 pub use error::{MetricsError, Result};
 pub use t_stddev::{NonFiniteGroups, PAPER_TENSORS_PER_GROUP, TStddev, TStddevConfig};
