@@ -4,7 +4,9 @@ use crate::error::{MetricsError, Result};
 use crate::rows::{argmax, labelled_rows, reject_nan, require_rows, row_count};
 
 /// How many rows of `logits` (`[labels.len(), classes]`, row-major) have their label among the
-/// `k` largest values. Ties are broken towards the lower class index, as `torch.topk` does on CPU.
+/// `k` largest values. Ties are broken towards the lower class index, the order of a stable
+/// descending sort and of `torch.argmax`. (`torch.topk` does not promise an order among ties; on
+/// CPU `topk(zeros(10), 5)` gives indices 8, 6, 7, 5, 9, so it can differ on exactly tied rows.)
 ///
 /// This is the evaluation loop's fast path for trusted shapes; [`top_k_accuracy`] checks its input
 /// and returns an error instead.
