@@ -49,12 +49,15 @@ const MIN_PAIRS: usize = 3;
 /// Different lengths, fewer than 3 pairs, a non-finite value, or a constant input.
 pub fn pearson(x: &[f64], y: &[f64]) -> Result<Correlation> {
     check_pairs(x, y)?;
-    let r = pearson_r(x, y, "x", "y")?;
-    Ok(t_test(r, x.len()))
+    let x = unit_centred(x).ok_or_else(|| constant("x", "a correlation"))?;
+    let y = unit_centred(y).ok_or_else(|| constant("y", "a correlation"))?;
+    let r: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+    Ok(t_test(r.clamp(-1.0, 1.0), x.len()))
 }
 
 /// Spearman's rank correlation: Pearson's r of the average ranks ([`average_ranks`]), so tied
-/// values share the mean of their ranks; the p-value is scipy's default t approximation
+/// values share the mean of their ranks (`Σ dx·dy / √(Σ dx² Σ dy²)` with `d` the ranks minus
+/// their mean `(n+1)/2`); the p-value is scipy's default t approximation
 /// ([`PValueMethod::StudentT`] with `n − 2` degrees of freedom), as `scipy.stats.spearmanr`.
 ///
 /// # Errors
@@ -63,7 +66,23 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Result<Correlation> {
     check_pairs(x, y)?;
     let rx = average_ranks(x)?;
     let ry = average_ranks(y)?;
-    let r = pearson_r(&rx, &ry, "x", "y")?;
+    // Ranks, their mean (n + 1)/2 and the centred products are multiples of 1/4, so these sums
+    // are exact (below 2^53, n up to about 10^5) and a perfect ranking gives exactly ±1.
+    let mean = (x.len() + 1) as f64 / 2.0;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        let (dx, dy) = (a - mean, b - mean);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    if sxx == 0.0 {
+        return Err(constant("x", "a correlation"));
+    }
+    if syy == 0.0 {
+        return Err(constant("y", "a correlation"));
+    }
+    let r = (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0);
     Ok(t_test(r, x.len()))
 }
 
@@ -183,17 +202,6 @@ fn check_pairs(x: &[f64], y: &[f64]) -> Result<()> {
 
 fn constant(what: &'static str, statistic: &'static str) -> MetricsError {
     MetricsError::ConstantInput { what, statistic }
-}
-
-/// Pearson's r of finite, equally long slices, clamped to `[−1, 1]`.
-fn pearson_r(x: &[f64], y: &[f64], x_name: &'static str, y_name: &'static str) -> Result<f64> {
-    let x = unit_centred(x).ok_or_else(|| constant(x_name, "a correlation"))?;
-    let y = unit_centred(y).ok_or_else(|| constant(y_name, "a correlation"))?;
-    Ok(x.iter()
-        .zip(&y)
-        .map(|(a, b)| a * b)
-        .sum::<f64>()
-        .clamp(-1.0, 1.0))
 }
 
 /// `(v − v̄) / ‖v − v̄‖`, the norm taken after dividing by the largest magnitude (as scipy);
