@@ -24,11 +24,21 @@ pub fn entropy(logits: &[f32], classes: usize) -> Result<Vec<f64>> {
 ///
 /// # Errors
 /// Zero classes, `logits` not whole rows, a non-finite logit, or a temperature that is not finite
-/// and positive.
+/// and positive or is so small that a scaled logit overflows.
 pub fn entropy_at(logits: &[f32], classes: usize, temperature: f64) -> Result<Vec<f64>> {
     row_count("logits", logits.len(), classes)?;
     check_temperature(temperature)?;
     reject_non_finite("logits", logits)?;
+    let largest = logits
+        .iter()
+        .fold(0.0f64, |m, &z| m.max(f64::from(z).abs()));
+    if !(largest / temperature).is_finite() {
+        return Err(MetricsError::InvalidParameter {
+            name: "temperature",
+            value: temperature.to_string(),
+            expected: "large enough that logits / temperature stays finite",
+        });
+    }
     let mut log_p = vec![0.0; classes];
     Ok(logits
         .chunks_exact(classes)
@@ -130,6 +140,13 @@ mod tests {
             tld(&[0.0; 2], &[0, 0], 1),
             Err(MetricsError::InvalidParameter {
                 name: "classes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            entropy_at(&[1e30, 0.0], 2, 1e-300),
+            Err(MetricsError::InvalidParameter {
+                name: "temperature",
                 ..
             })
         ));

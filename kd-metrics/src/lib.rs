@@ -13,6 +13,8 @@
 //! Checked input returns [`MetricsError`]; only [`top_k_correct`], the evaluation loop's fast
 //! path, panics on a bad shape.
 
+#![warn(missing_docs)]
+
 pub mod accuracy;
 pub mod calibration;
 pub mod confidence;

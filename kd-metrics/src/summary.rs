@@ -74,7 +74,7 @@ impl Histogram {
     /// NaN, are counted in [`Histogram::outside`] rather than in a bin, as numpy leaves them out.
     ///
     /// # Errors
-    /// Zero bins, a bound that is not finite, or `lo >= hi`.
+    /// Zero bins, a bound that is not finite, `lo >= hi`, or `hi − lo` overflowing.
     pub fn new(values: &[f64], bins: usize, lo: f64, hi: f64) -> Result<Self> {
         if bins == 0 {
             return Err(MetricsError::InvalidParameter {
@@ -83,11 +83,11 @@ impl Histogram {
                 expected: "at least 1",
             });
         }
-        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        if !(lo < hi && (hi - lo).is_finite()) {
             return Err(MetricsError::InvalidParameter {
                 name: "range",
                 value: format!("({lo}, {hi})"),
-                expected: "finite with lo < hi",
+                expected: "finite with lo < hi and a finite width",
             });
         }
         let step = (hi - lo) / bins as f64;
@@ -235,6 +235,8 @@ mod tests {
         assert!((integral - 1.0).abs() < 1e-15);
         assert!(Histogram::new(&[], 0, 0.0, 1.0).is_err());
         assert!(Histogram::new(&[], 3, 1.0, 1.0).is_err());
+        assert!(Histogram::new(&[], 3, -1e308, 1e308).is_err());
+        assert!(Histogram::new(&[], 3, f64::NAN, 1.0).is_err());
         assert_eq!(
             Histogram::new(&[5.0], 2, 0.0, 1.0).unwrap().density(),
             vec![0.0; 2]
