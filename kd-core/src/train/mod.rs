@@ -17,7 +17,7 @@
 pub mod objective;
 pub mod state;
 
-use crate::amp::GradScaler;
+use crate::amp::{GradScaler, GradScalerConfig};
 use crate::checkpoint::{self, CheckpointError, LoadOptions};
 use crate::config::{CeWeight, ConfigError, LossKind, RunConfig};
 use crate::loss::{KdKind, KdLoss};
@@ -410,9 +410,9 @@ impl Session {
         )
         .map_err(|e| setting("optim", e.to_string()))?;
         let s = &cfg.schedule;
-        let schedule = LrSchedule {
-            base_lr: o.lr,
-            schedule: match s.kind.as_str() {
+        let schedule = LrSchedule::new(
+            o.lr,
+            match s.kind.as_str() {
                 "multistep" => Schedule::MultiStep {
                     milestones: s.milestones.clone(),
                     gamma: s.gamma,
@@ -420,10 +420,18 @@ impl Session {
                 "cosine" => Schedule::Cosine { min_lr: s.min_lr },
                 _ => Schedule::Constant,
             },
-            warmup_epochs: s.warmup_epochs,
-            epochs: cfg.run.epochs,
+            s.warmup_epochs,
+            cfg.run.epochs,
+        )
+        .map_err(|e| setting("schedule", e.to_string()))?;
+        let scaler = if amp {
+            Some(
+                GradScaler::new(GradScalerConfig::default(), device)
+                    .map_err(|e| TrainError::Optim(e.to_string()))?,
+            )
+        } else {
+            None
         };
-        let scaler = amp.then(|| GradScaler::new(device));
 
         // The run directory: a new run, or a resumed one.
         let dir = RunDir::new(cfg.run.out_dir.join(&cfg.run.name));
@@ -708,14 +716,12 @@ impl Session {
                                 self.sgd.step(lr);
                             }
                             Some(scaler) => {
+                                let amp_err = |e: crate::amp::AmpError| TrainError::Optim(e.to_string());
                                 scaler.scale(&out.loss).backward();
-                                let grads = self.sgd.grads();
-                                if scaler.unscale_and_check(&grads) {
+                                if !scaler.step(&mut self.sgd, lr).map_err(amp_err)? {
                                     skipped += 1;
-                                } else {
-                                    self.sgd.step(lr);
                                 }
-                                scaler.update();
+                                scaler.update().map_err(amp_err)?;
                             }
                         }
                         correct += out.logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64);
