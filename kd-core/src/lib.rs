@@ -1,7 +1,8 @@
 //! The libtorch side of kd: the model zoo, weights in and out (PyTorch checkpoints and
-//! safetensors, [`checkpoint`]) and runtime information now; losses, distillers, the optimizer
-//! and the trainer as the later issues add them.
+//! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]) and runtime information now;
+//! distillers, the optimizer and the trainer as the later issues add them.
 
 pub mod checkpoint;
+pub mod loss;
 pub mod models;
 pub mod runtime;
