@@ -1,8 +1,10 @@
 //! The libtorch side of kd: the model zoo, weights in and out (PyTorch checkpoints and
-//! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]) and runtime information now;
-//! distillers, the optimizer and the trainer as the later issues add them.
+//! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]), SGD with savable state
+//! ([`optim`]) and runtime information now; distillers and the trainer as the later issues add
+//! them.
 
 pub mod checkpoint;
 pub mod loss;
 pub mod models;
+pub mod optim;
 pub mod runtime;
