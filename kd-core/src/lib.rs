@@ -1,10 +1,11 @@
 //! The libtorch side of kd: the model zoo, weights in and out (PyTorch checkpoints and
 //! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]), SGD with savable state
-//! ([`optim`]) and runtime information now; distillers and the trainer as the later issues add
-//! them.
+//! ([`optim`]), learning-rate schedules ([`schedule`]) and runtime information now; distillers
+//! and the trainer as the later issues add them.
 
 pub mod checkpoint;
 pub mod loss;
 pub mod models;
 pub mod optim;
 pub mod runtime;
+pub mod schedule;
