@@ -1,8 +1,10 @@
 //! The libtorch side of kd: the model zoo, weights in and out (PyTorch checkpoints and
 //! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]), SGD with savable state
-//! ([`optim`]), learning-rate schedules ([`schedule`]) and runtime information now; distillers
-//! and the trainer as the later issues add them.
+//! ([`optim`]), learning-rate schedules ([`schedule`]), a dynamic loss scaler for fp16
+//! autocast ([`amp`]) and runtime information now; distillers and the trainer as the later
+//! issues add them.
 
+pub mod amp;
 pub mod checkpoint;
 pub mod loss;
 pub mod models;
