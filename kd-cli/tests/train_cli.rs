@@ -81,7 +81,11 @@ fn sigkill_mid_epoch_then_resume_gives_bit_identical_weights() {
             child.try_wait().unwrap().is_none(),
             "the run ended before its first checkpoint"
         );
-        assert!(t1.elapsed() < straight * 4, "no checkpoint after {:?}", t1.elapsed());
+        assert!(
+            t1.elapsed() < straight * 4,
+            "no checkpoint after {:?}",
+            t1.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Epoch 1 is saved; about half an epoch later the run is inside epoch 2.
@@ -95,9 +99,14 @@ fn sigkill_mid_epoch_then_resume_gives_bit_identical_weights() {
     assert!(!status.success());
     let metrics = std::fs::read_to_string(out.join("killed/metrics.csv")).unwrap();
     let done = metrics.lines().count() - 1;
-    assert!((1..3).contains(&done), "killed after {done} epochs:\n{metrics}");
+    assert!(
+        (1..3).contains(&done),
+        "killed after {done} epochs:\n{metrics}"
+    );
 
-    let resumed = train(&config, &out, "killed", &["--resume"]).output().unwrap();
+    let resumed = train(&config, &out, "killed", &["--resume"])
+        .output()
+        .unwrap();
     check(&resumed);
     assert_eq!(
         last_weights(&out.join("killed")),
@@ -117,9 +126,14 @@ fn sigkill_mid_epoch_then_resume_gives_bit_identical_weights() {
     assert_eq!(losses(&a), losses(&b));
 
     // Resuming a finished run does nothing and says so.
-    let again = train(&config, &out, "killed", &["--resume"]).output().unwrap();
+    let again = train(&config, &out, "killed", &["--resume"])
+        .output()
+        .unwrap();
     check(&again);
-    assert_eq!(last_weights(&out.join("killed")), last_weights(&out.join("straight")));
+    assert_eq!(
+        last_weights(&out.join("killed")),
+        last_weights(&out.join("straight"))
+    );
 }
 
 #[test]
@@ -133,11 +147,16 @@ fn config_errors_name_the_key_before_training() {
         ("model.student=resnet9", "unknown model 'resnet9'"),
         ("data.dataset=/nonexistent/data", "/nonexistent/data"),
     ] {
-        let o = train(&config, &out, "bad", &["--set", extra]).output().unwrap();
+        let o = train(&config, &out, "bad", &["--set", extra])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{extra} was accepted");
         assert!(err.contains(expect), "{extra}: {err}");
-        assert!(!out.join("bad").exists(), "{extra}: a run directory was made");
+        assert!(
+            !out.join("bad").exists(),
+            "{extra}: a run directory was made"
+        );
     }
     std::fs::write(dir.path().join("typo.toml"), "[optim]\nmomentun = 0.9\n").unwrap();
     let o = kd()
@@ -146,11 +165,19 @@ fn config_errors_name_the_key_before_training() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("typo.toml") && err.contains("did you mean 'momentum'"), "{err}");
+    assert!(
+        err.contains("typo.toml") && err.contains("did you mean 'momentum'"),
+        "{err}"
+    );
     let o = kd()
         .args(["distill", "--config"])
         .arg(&config)
-        .args(["--set", "model.teacher=resnet8", "--set", "model.teacher_weights=\"/no/t.pth\""])
+        .args([
+            "--set",
+            "model.teacher=resnet8",
+            "--set",
+            "model.teacher_weights=\"/no/t.pth\"",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -160,12 +187,25 @@ fn config_errors_name_the_key_before_training() {
 #[test]
 fn print_config_shows_the_resolved_recipe() {
     let o = kd()
-        .args(["train", "--preset", "kd-data", "--print-config", "--set", "loss.temperature=inf"])
+        .args([
+            "train",
+            "--preset",
+            "kd-data",
+            "--print-config",
+            "--set",
+            "loss.temperature=inf",
+        ])
         .output()
         .unwrap();
     check(&o);
     let text = String::from_utf8_lossy(&o.stdout);
-    for want in ["nesterov = true", "no_decay_1d = true", "milestones = [100, 150]", "temperature = inf", "preset = \"kd-data\""] {
+    for want in [
+        "nesterov = true",
+        "no_decay_1d = true",
+        "milestones = [100, 150]",
+        "temperature = inf",
+        "preset = \"kd-data\"",
+    ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
 }

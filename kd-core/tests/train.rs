@@ -52,7 +52,11 @@ fn train_one_epoch_beats_chance_and_writes_the_run_directory() {
     let out = tempfile::tempdir().unwrap();
     let s = run(&config(out.path(), "ce", &[]), Mode::Train, false).unwrap();
     let row = &s.history[0];
-    assert!(row.test_top1 > 40.0, "test top-1 {} after one epoch", row.test_top1);
+    assert!(
+        row.test_top1 > 40.0,
+        "test top-1 {} after one epoch",
+        row.test_top1
+    );
     assert!(row.train_loss.is_finite() && row.test_loss < 2.3, "{row:?}");
     for f in [
         "config.toml",
@@ -82,7 +86,10 @@ fn distill_one_epoch_beats_chance_with_and_without_the_augmented_view() {
     let t = format!("model.teacher_weights=\"{}\"", weights.display());
     for (name, strong) in [
         ("kd", None),
-        ("kd-pick", Some("augment.strong=\"cutmix_pick:teacher_entropy\"")),
+        (
+            "kd-pick",
+            Some("augment.strong=\"cutmix_pick:teacher_entropy\""),
+        ),
         ("kd-mixup", Some("augment.strong=\"mixup@sample\"")),
     ] {
         let mut extra = vec!["model.teacher=resnet8", t.as_str()];
@@ -118,7 +125,13 @@ fn the_same_seed_gives_the_same_run_and_resume_continues_exactly() {
     // One epoch, then resumed to two: the same weights as two epochs at once.
     let one: Vec<&str> = two
         .iter()
-        .map(|s| if *s == "run.epochs=2" { "run.epochs=1" } else { s })
+        .map(|s| {
+            if *s == "run.epochs=2" {
+                "run.epochs=1"
+            } else {
+                s
+            }
+        })
         .collect();
     run(&config(out.path(), "c", &one), Mode::Train, false).unwrap();
     let c = run(&config(out.path(), "c", &two), Mode::Train, true).unwrap();
@@ -154,14 +167,17 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     );
     let e = run(&cfg, Mode::Train, false).unwrap_err();
     let msg = e.to_string();
+    assert!(matches!(e, TrainError::NonFinite { epoch: 2, .. }), "{msg}");
     assert!(
-        matches!(e, TrainError::NonFinite { epoch: 2, .. }),
+        msg.contains("epoch 2, step") && msg.contains("epoch 1"),
         "{msg}"
     );
-    assert!(msg.contains("epoch 2, step") && msg.contains("epoch 1"), "{msg}");
     let dir = out.path().join("nan");
     let state = TrainState::load(&dir.join("checkpoints/last.state.safetensors")).unwrap();
-    assert_eq!(state.meta.epoch, 1, "the checkpoint of epoch 1 is left in place");
+    assert_eq!(
+        state.meta.epoch, 1,
+        "the checkpoint of epoch 1 is left in place"
+    );
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2);
 }
@@ -173,11 +189,22 @@ fn bad_teachers_are_errors_before_training() {
     let cfg = config(
         out.path(),
         "missing",
-        &["model.teacher=resnet8", "model.teacher_weights=\"/nonexistent/t.safetensors\""],
+        &[
+            "model.teacher=resnet8",
+            "model.teacher_weights=\"/nonexistent/t.safetensors\"",
+        ],
     );
-    let e = Session::prepare(&cfg, Mode::Distill, false).unwrap_err().to_string();
-    assert!(e.contains("/nonexistent/t.safetensors") && e.contains("no such file"), "{e}");
-    assert!(!out.path().join("missing").exists(), "no run directory before the checks pass");
+    let e = Session::prepare(&cfg, Mode::Distill, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/t.safetensors") && e.contains("no such file"),
+        "{e}"
+    );
+    assert!(
+        !out.path().join("missing").exists(),
+        "no run directory before the checks pass"
+    );
 
     // A teacher trained on 100 classes for a 10-class dataset.
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -190,11 +217,18 @@ fn bad_teachers_are_errors_before_training() {
     kd_core::checkpoint::save_safetensors(&vs, &path).unwrap();
     let t = format!("model.teacher_weights=\"{}\"", path.display());
     let cfg = config(out.path(), "classes", &["model.teacher=resnet8", &t]);
-    let e = Session::prepare(&cfg, Mode::Distill, false).unwrap_err().to_string();
-    assert!(e.contains("100 classes") && e.contains("dataset has 10"), "{e}");
+    let e = Session::prepare(&cfg, Mode::Distill, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("100 classes") && e.contains("dataset has 10"),
+        "{e}"
+    );
     // The wrong architecture for the weights.
     let cfg = config(out.path(), "arch", &["model.teacher=resnet20", &t]);
-    let e = Session::prepare(&cfg, Mode::Distill, false).unwrap_err().to_string();
+    let e = Session::prepare(&cfg, Mode::Distill, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not fit resnet20"), "{e}");
     // distill without a teacher, train with one.
     let e = Session::prepare(&config(out.path(), "none", &[]), Mode::Distill, false)
@@ -203,9 +237,13 @@ fn bad_teachers_are_errors_before_training() {
     assert!(e.contains("model.teacher"), "{e}");
     // A stronger DA without a teacher and without a CE term on x′.
     let cfg = config(out.path(), "aug", &["augment.strong=cutmix"]);
-    let e = Session::prepare(&cfg, Mode::Train, false).unwrap_err().to_string();
+    let e = Session::prepare(&cfg, Mode::Train, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("augment.strong"), "{e}");
     let cfg = config(out.path(), "aug2", &["augment.strong=\"cutmixx\""]);
-    let e = Session::prepare(&cfg, Mode::Train, false).unwrap_err().to_string();
+    let e = Session::prepare(&cfg, Mode::Train, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("augment.strong"), "{e}");
 }

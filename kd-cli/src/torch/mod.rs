@@ -1,7 +1,7 @@
 //! The commands that need libtorch; compiled into `kd-engine` only.
 
 pub mod convert;
+pub mod demo;
 pub mod eval;
 pub mod models;
-pub mod demo;
 pub mod train;

@@ -25,9 +25,9 @@ use crate::models::{self, Model, ModelConfig, ModelError};
 use crate::optim::{Sgd, SgdConfig};
 use crate::schedule::{LrSchedule, Schedule};
 use kd_augment::Rng;
+use kd_augment::normalize::Normalize;
 use kd_augment::rng::domain;
 use kd_augment::scheme::{Scheme, SchemeParams, StrongOutput, StrongSpec, StrongerDa};
-use kd_augment::normalize::Normalize;
 use kd_augment::{Pipeline, Transform};
 use kd_data::loader::{Batch, BatchImages, Loader, LoaderConfig, OutputFormat};
 use kd_data::subset::Subset;
@@ -343,9 +343,9 @@ impl Session {
         let strong = match &cfg.augment.strong {
             None => None,
             Some(text) => {
-                let spec: StrongSpec = text
-                    .parse()
-                    .map_err(|e: kd_augment::AugmentError| setting("augment.strong", e.to_string()))?;
+                let spec: StrongSpec = text.parse().map_err(|e: kd_augment::AugmentError| {
+                    setting("augment.strong", e.to_string())
+                })?;
                 if mode == Mode::Train && cfg.loss.aug[1] == 0.0 {
                     return Err(setting(
                         "augment.strong",
@@ -494,7 +494,9 @@ impl Session {
                 Mode::Train => "kd train",
                 Mode::Distill => "kd distill",
             },
-            crate::runtime::RuntimeInfo::query().libtorch_version,
+            crate::runtime::RuntimeInfo::query()
+                .libtorch_version
+                .unwrap_or_else(|| "(unknown)".into()),
             self.cfg.to_toml()
         )
     }
@@ -637,6 +639,21 @@ impl Session {
     /// One epoch of training, then the test evaluation.
     fn run_epoch(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<EpochRow> {
         let started = Instant::now();
+        let mut row = self.train_epoch(epoch, observer)?;
+        observer.evaluating();
+        let (top1, top5, loss) =
+            evaluate(self.student.as_ref(), &self.test, self.device, self.amp)?;
+        row.test_top1 = top1;
+        row.test_top5 = top5;
+        row.test_loss = loss;
+        row.seconds = started.elapsed().as_secs_f64();
+        Ok(row)
+    }
+
+    /// Trains one epoch (1-based `epoch`, whose data order and augmentation it fixes) without
+    /// evaluating: the row's test fields are NaN and `seconds` is the training time. This is
+    /// what the end-to-end epoch bench times; [`Session::run`] is the way to train a run.
+    pub fn train_epoch(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<EpochRow> {
         let steps = self.train.len();
         observer.epoch_started(epoch, steps);
         let seed = self.cfg.run.seed;
@@ -716,7 +733,8 @@ impl Session {
                                 self.sgd.step(lr);
                             }
                             Some(scaler) => {
-                                let amp_err = |e: crate::amp::AmpError| TrainError::Optim(e.to_string());
+                                let amp_err =
+                                    |e: crate::amp::AmpError| TrainError::Optim(e.to_string());
                                 scaler.scale(&out.loss).backward();
                                 if !scaler.step(&mut self.sgd, lr).map_err(amp_err)? {
                                     skipped += 1;
@@ -737,14 +755,11 @@ impl Session {
                 trained.and(produced)
             });
             result?;
-            if device.is_cuda() {
-                tch::Cuda::synchronize(device.index() as i64);
+            if let Device::Cuda(index) = device {
+                tch::Cuda::synchronize(index as i64);
             }
             train_time = t0.elapsed().as_secs_f64();
         }
-        observer.evaluating();
-        let (test_top1, test_top5, test_loss) =
-            evaluate(self.student.as_ref(), &self.test, device, self.amp)?;
         let terms: Vec<f64> = Vec::try_from(terms.to_kind(Kind::Double).to_device(Device::Cpu))?;
         let mean = |v: f64| v / images.max(1) as f64;
         Ok(EpochRow {
@@ -756,11 +771,11 @@ impl Session {
             train_kd: mean(terms[1]),
             train_ce_aug: mean(terms[2]),
             train_kd_aug: mean(terms[3]),
-            test_loss,
-            test_top1,
-            test_top5,
+            test_loss: f64::NAN,
+            test_top1: f64::NAN,
+            test_top5: f64::NAN,
             images_per_s: images as f64 / train_time.max(1e-9),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: train_time,
             skipped_steps: skipped,
         })
     }
@@ -828,12 +843,18 @@ fn to_tensors(batch: &Batch, device: Device) -> (Tensor, Tensor) {
 }
 
 /// The stronger DA's output as an [`AugBatch`] on the device.
-fn aug_batch(out: StrongOutput, batch: &Batch, strong: Option<&Strong>, device: Device) -> AugBatch {
+fn aug_batch(
+    out: StrongOutput,
+    batch: &Batch,
+    strong: Option<&Strong>,
+    device: Device,
+) -> AugBatch {
     let s = batch.shape;
     let n = batch.len() as i64;
     let images = |v: &[f32]| {
         let rows = v.len() as i64 / (s.len() as i64);
-        let x = Tensor::from_slice(v).view([rows, s.channels as i64, s.height as i64, s.width as i64]);
+        let x =
+            Tensor::from_slice(v).view([rows, s.channels as i64, s.height as i64, s.width as i64]);
         let x = if s.channels == 1 {
             x.repeat([1, 3, 1, 1])
         } else {
@@ -932,7 +953,10 @@ fn normalization(cfg: &RunConfig, ds: &Dataset) -> Result<Normalization> {
             let known: Vec<&str> = kd_data::norm::PRESETS.iter().map(|p| p.0).collect();
             TrainError::Setting {
                 key: "data.norm".into(),
-                why: format!("unknown preset '{name}' (known: auto, {})", known.join(", ")),
+                why: format!(
+                    "unknown preset '{name}' (known: auto, {})",
+                    known.join(", ")
+                ),
             }
         });
     }

@@ -119,7 +119,10 @@ impl Objective {
             };
             let all = tch::autocast(amp, || teacher.forward_t(&input, false)).to_kind(Kind::Float);
             if all.size()[0] > n {
-                (all.narrow(0, 0, n), Some(all.narrow(0, n, all.size()[0] - n)))
+                (
+                    all.narrow(0, 0, n),
+                    Some(all.narrow(0, n, all.size()[0] - n)),
+                )
             } else {
                 (all, teacher_aug.take())
             }
@@ -128,7 +131,8 @@ impl Objective {
         loss += &kd_x * (self.kd * self.aug[0]);
         terms[1] = kd_x.detach();
         if let (Some(a), Some(z_t_aug)) = (aug, z_t_aug) {
-            let z_a = tch::autocast(amp, || student.forward_t(&a.images, true)).to_kind(Kind::Float);
+            let z_a =
+                tch::autocast(amp, || student.forward_t(&a.images, true)).to_kind(Kind::Float);
             let kd_a = self.loss.compute(&z_a, &z_t_aug);
             loss += &kd_a * (self.kd * self.aug[2]);
             terms[3] = kd_a.detach();
@@ -160,7 +164,9 @@ impl Objective {
             return a;
         };
         let logits = tch::no_grad(|| match (by, teacher) {
-            (PickBy::TeacherEntropy, Some(t)) => tch::autocast(amp, || t.forward_t(&a.images, false)),
+            (PickBy::TeacherEntropy, Some(t)) => {
+                tch::autocast(amp, || t.forward_t(&a.images, false))
+            }
             _ => tch::autocast(amp, || {
                 student.forward_t(&a.images, self.student_pick_train)
             }),
@@ -194,6 +200,7 @@ fn mixed_cross_entropy(logits: &Tensor, y: &Tensor, a: &AugBatch) -> Tensor {
     let y_par = y.index_select(0, &index(&a.partner));
     let lambda = Tensor::from_slice(&a.lambda).to_device(device);
     let logp = logits.log_softmax(1, Kind::Float);
-    let nll = |t: &Tensor| -logp.gather(1, &t.unsqueeze(1), false).squeeze_dim(1);
-    (&lambda * nll(&y_src) + (1.0 - &lambda) * nll(&y_par)).mean(Kind::Float)
+    let nll = |t: &Tensor| -> Tensor { -logp.gather(1, &t.unsqueeze(1), false).squeeze_dim(1) };
+    let rest: Tensor = 1.0 - &lambda;
+    (&lambda * nll(&y_src) + rest * nll(&y_par)).mean(Kind::Float)
 }

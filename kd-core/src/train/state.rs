@@ -258,7 +258,8 @@ impl TrainState {
                 if t.kind() != Kind::Uint8 {
                     return Err(format("'meta' is not a byte tensor".into()));
                 }
-                let bytes: Vec<u8> = Vec::try_from(&t).map_err(|e| format(e.to_string()))?;
+                let bytes: Vec<u8> =
+                    Vec::try_from(&t).map_err(|e: tch::TchError| format(e.to_string()))?;
                 meta = Some(
                     serde_json::from_slice::<Meta>(&bytes)
                         .map_err(|e| format(format!("'meta': {e}")))?,
