@@ -461,8 +461,9 @@ impl ConfigSource {
             })?;
             explicit = table;
         }
+        let defaults = Table::try_from(schema_config()).expect("the config serialises");
         for o in &self.overrides {
-            let (key, value) = parse_override(o)?;
+            let (key, value) = parse_override(o, &defaults)?;
             let mut one = Table::new();
             insert_path(&mut one, &key, value).map_err(|_| ConfigError::BadOverride(o.clone()))?;
             check_keys(&one, &format!("--set {o}"))?;
@@ -528,9 +529,10 @@ fn hint(word: &str, candidates: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// The sections and their keys, from the defaults' own serialisation plus the optional keys.
-fn schema() -> Vec<(String, Vec<String>)> {
-    let full = RunConfig {
+/// The defaults with every optional key present (as an empty text), which gives the key set
+/// and which keys hold text.
+fn schema_config() -> RunConfig {
+    RunConfig {
         data: DataSection {
             subset: Some(PathBuf::new()),
             ..DataSection::default()
@@ -546,8 +548,12 @@ fn schema() -> Vec<(String, Vec<String>)> {
             ..ModelSection::default()
         },
         ..RunConfig::default()
-    };
-    let table = Table::try_from(&full).expect("the config serialises");
+    }
+}
+
+/// The sections and their keys, from the defaults' own serialisation plus the optional keys.
+fn schema() -> Vec<(String, Vec<String>)> {
+    let table = Table::try_from(schema_config()).expect("the config serialises");
     let mut out = Vec::new();
     for (section, value) in &table {
         if let Value::Table(t) = value {
@@ -623,7 +629,7 @@ fn check_keys(table: &Table, origin: &str) -> Result<()> {
 /// `section.key=value` → (["section", "key"], value). The value is TOML (`0.1`, `true`,
 /// `[100, 150]`, `"x"`, `inf`); anything that is not TOML is taken as a bare string, so
 /// `model.student=resnet20` needs no quotes.
-fn parse_override(text: &str) -> Result<(Vec<String>, Value)> {
+fn parse_override(text: &str, defaults: &Table) -> Result<(Vec<String>, Value)> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| ConfigError::BadOverride(text.into()))?;
@@ -639,8 +645,21 @@ fn parse_override(text: &str) -> Result<(Vec<String>, Value)> {
     let parsed = format!("v = {value}")
         .parse::<Table>()
         .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| Value::String(value.to_string()));
+        .and_then(|mut t| t.remove("v"));
+    // A key that holds text takes the value as text, so `run.name=nan` or `run.name=2024` is
+    // a name, not a number.
+    let (last, path) = key.split_last().expect("two parts or more");
+    let leaf = path
+        .iter()
+        .try_fold(defaults, |t, k| t.get(k).and_then(Value::as_table))
+        .and_then(|t| t.get(last));
+    let wants_text = matches!(leaf, Some(Value::String(_)));
+    let parsed = match parsed {
+        Some(Value::String(s)) => Value::String(s),
+        Some(_) if wants_text => Value::String(value.to_string()),
+        Some(v) => v,
+        None => Value::String(value.to_string()),
+    };
     Ok((key, parsed))
 }
 
@@ -888,6 +907,8 @@ mod tests {
             e.contains("lr = \"fast\"") && e.contains("test.toml"),
             "{e}"
         );
+        let c = resolve("", &["run.name=nan", "run.device=cpu"]).unwrap();
+        assert_eq!(c.run.name, "nan");
         let e = resolve("", &["run.epochs=many"]).unwrap_err().to_string();
         assert!(e.contains("epochs = \"many\""), "{e}");
         let e = resolve("", &["optim"]).unwrap_err().to_string();

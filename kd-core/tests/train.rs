@@ -6,8 +6,8 @@ use kd_core::train::state::TrainState;
 use kd_core::train::{Mode, Session, Silent, Summary, TrainError};
 use std::path::Path;
 
-/// A small synthetic run: 10 classes, 2,000 training and 500 test images of 32×32, resnet8,
-/// one epoch at a constant rate, on the CPU with a fixed thread count.
+/// A small synthetic run: 10 classes, 5,000 training and 500 test images of 32×32, resnet8,
+/// batch 32, one epoch at a constant rate, on the CPU with a fixed thread count.
 fn config(out: &Path, name: &str, extra: &[&str]) -> RunConfig {
     let mut overrides: Vec<String> = [
         format!("run.name={name}"),
@@ -15,7 +15,8 @@ fn config(out: &Path, name: &str, extra: &[&str]) -> RunConfig {
         "run.device=cpu".into(),
         "run.threads=2".into(),
         "run.epochs=1".into(),
-        "data.synthetic.train_per_class=200".into(),
+        "data.synthetic.train_per_class=500".into(),
+        "data.batch_size=32".into(),
         "data.synthetic.test_per_class=50".into(),
         "data.standard=\"crop:4\"".into(),
         "data.workers=2".into(),
@@ -40,9 +41,9 @@ fn weights_bytes(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("checkpoints/last.safetensors")).unwrap()
 }
 
-/// Trains a resnet8 teacher for two epochs and returns its weights file.
+/// Trains a resnet8 teacher for one epoch and returns its weights file.
 fn teacher(out: &Path) -> std::path::PathBuf {
-    let cfg = config(out, "teacher", &["run.epochs=2"]);
+    let cfg = config(out, "teacher", &[]);
     let s = run(&cfg, Mode::Train, false).unwrap();
     s.dir.join("checkpoints/last.safetensors")
 }
@@ -96,7 +97,7 @@ fn distill_one_epoch_beats_chance_with_and_without_the_augmented_view() {
         extra.extend(strong);
         let s = run(&config(out.path(), name, &extra), Mode::Distill, false).unwrap();
         let row = &s.history[0];
-        assert!(row.test_top1 > 40.0, "{name}: test top-1 {}", row.test_top1);
+        assert!(row.test_top1 > 25.0, "{name}: test top-1 {}", row.test_top1);
         assert!(row.train_kd > 0.0, "{name}: {row:?}");
         if strong.is_some() {
             assert!(row.train_kd_aug > 0.0, "{name}: no KD term on x′: {row:?}");
@@ -109,7 +110,11 @@ fn distill_one_epoch_beats_chance_with_and_without_the_augmented_view() {
 #[test]
 fn the_same_seed_gives_the_same_run_and_resume_continues_exactly() {
     let out = tempfile::tempdir().unwrap();
-    let two = ["run.epochs=2", "augment.strong=\"cutmix\""];
+    let two = [
+        "run.epochs=2",
+        "augment.strong=\"cutmix\"",
+        "data.synthetic.train_per_class=100",
+    ];
     // kd train with an x′ view needs the CE term on it.
     let two: Vec<&str> = two.into_iter().chain(["loss.aug=[1, 1, 1]"]).collect();
     let a = run(&config(out.path(), "a", &two), Mode::Train, false).unwrap();
@@ -160,6 +165,7 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_checkpoint() {
         "nan",
         &[
             "run.epochs=2",
+            "data.synthetic.train_per_class=100",
             "schedule.kind=multistep",
             "schedule.milestones=[1]",
             "schedule.gamma=1e12",
@@ -225,6 +231,15 @@ fn bad_teachers_are_errors_before_training() {
         "{e}"
     );
     // The wrong architecture for the weights.
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cfg10 = kd_core::models::ModelConfig {
+        num_classes: 10,
+        input_size: 32,
+    };
+    kd_core::models::build("resnet8", &vs.root(), &cfg10).unwrap();
+    let path = out.path().join("t10.safetensors");
+    kd_core::checkpoint::save_safetensors(&vs, &path).unwrap();
+    let t = format!("model.teacher_weights=\"{}\"", path.display());
     let cfg = config(out.path(), "arch", &["model.teacher=resnet20", &t]);
     let e = Session::prepare(&cfg, Mode::Distill, false)
         .unwrap_err()
