@@ -936,6 +936,29 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_config_resolves() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            let sub = sub.unwrap().path();
+            if !sub.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|e| e == "toml") {
+                    ConfigSource::default()
+                        .with_file(&f)
+                        .and_then(|s| s.resolve())
+                        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 4, "found {n} configs in {}", dir.display());
+    }
+
+    #[test]
     fn resolved_config_round_trips() {
         let c = resolve(
             "[augment]\nstrong = \"cutmix\"\n[loss]\ntemperature = inf\n",

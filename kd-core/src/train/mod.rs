@@ -946,7 +946,7 @@ pub fn open_data(cfg: &RunConfig) -> Result<(Arc<Dataset>, Arc<Dataset>)> {
 
 /// `data.norm`: a preset, or `auto` (kd_data's CIFAR-100 constants under the kd-data preset,
 /// else the dataset's preset, else the training set's own statistics).
-fn normalization(cfg: &RunConfig, ds: &Dataset) -> Result<Normalization> {
+pub fn normalization(cfg: &RunConfig, ds: &Dataset) -> Result<Normalization> {
     let name = cfg.data.norm.as_str();
     if name != "auto" {
         return Normalization::preset(name).ok_or_else(|| {
@@ -979,8 +979,8 @@ fn normalization(cfg: &RunConfig, ds: &Dataset) -> Result<Normalization> {
 }
 
 /// Builds the teacher, checks its weights fit (the class count first, by name), loads them and
-/// freezes it.
-fn load_teacher(
+/// freezes it. Errors name the weights file.
+pub fn load_teacher(
     name: &str,
     path: &std::path::Path,
     model_cfg: &ModelConfig,
