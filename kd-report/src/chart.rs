@@ -4,6 +4,7 @@
 use crate::axis::Axis;
 use crate::color::Rgb;
 use crate::error::{ReportError, Result};
+use crate::font;
 use crate::scene::{Anchor, Element, Scene, Shape, Stroke, text_width};
 
 /// The size [`crate::Plot::to_svg`] lays a figure out at.
@@ -242,6 +243,7 @@ pub(crate) enum Marker {
 }
 
 /// One line of a legend.
+#[derive(Clone)]
 pub(crate) struct LegendEntry {
     pub marker: Marker,
     pub color: Rgb,
@@ -281,7 +283,7 @@ impl XyChart<'_> {
         )?;
         let y_labels = widest(&y.labels(), s);
         let left = (self.labels.left(s) + y_labels + 8.0 * s).min(0.35 * w);
-        let legend = self.legend_width(s).min(0.3 * w);
+        let legend = legend_width(&self.shown_legend(bottom - top, w, s), s);
         let right = w - 12.0 * s - if legend > 0.0 { legend + 10.0 * s } else { 0.0 };
         let area_width = (right - left).max(1.0);
         // Fewer x ticks until their labels fit side by side.
@@ -306,12 +308,30 @@ impl XyChart<'_> {
         })
     }
 
-    fn legend_width(&self, s: f64) -> f64 {
-        let texts: Vec<String> = self.legend.iter().map(|e| e.text.clone()).collect();
-        if texts.is_empty() {
-            return 0.0;
+    /// The legend entries that fit beside a plot area `height` high in an image `width` wide:
+    /// all of them, or as many as fit less one, then "+ n more"; texts cut with "…" to keep the
+    /// legend within 30 % of the width.
+    fn shown_legend(&self, height: f64, width: f64, s: f64) -> Vec<LegendEntry> {
+        let lines = ((height / s - 2.0 * LEGEND_PAD) / LEGEND_LINE)
+            .floor()
+            .max(1.0) as usize;
+        let mut shown = if self.legend.len() <= lines {
+            self.legend.clone()
+        } else {
+            let mut shown = self.legend[..lines - 1].to_vec();
+            shown.push(LegendEntry {
+                marker: Marker::None,
+                color: TEXT,
+                text: format!("+ {} more", self.legend.len() - (lines - 1)),
+            });
+            shown
+        };
+        let room = 0.3 * width / s - 2.0 * LEGEND_PAD - LEGEND_MARKER - LEGEND_GAP;
+        let chars = ((room + 1.0) / f64::from(font::ADVANCE)).floor().max(1.0) as usize;
+        for entry in &mut shown {
+            entry.text = shorten(&entry.text, chars);
         }
-        (2.0 * LEGEND_PAD + LEGEND_MARKER + LEGEND_GAP) * s + widest(&texts, s)
+        shown
     }
 
     /// The scene with the frame drawn (grid, plot-area outline, ticks, labels, legend) and no
@@ -378,7 +398,7 @@ impl XyChart<'_> {
             },
         ));
         elements.extend(self.labels.elements(&area, f64::from(width), s));
-        self.legend_elements(&area, sf, s, &mut elements);
+        self.legend_elements(&area, width, s, &mut elements);
         Scene {
             width,
             height,
@@ -387,13 +407,15 @@ impl XyChart<'_> {
         }
     }
 
-    fn legend_elements(&self, area: &PlotArea, sf: f64, s: u32, out: &mut Vec<Element>) {
-        if self.legend.is_empty() {
+    fn legend_elements(&self, area: &PlotArea, width: u32, s: u32, out: &mut Vec<Element>) {
+        let sf = f64::from(s);
+        let legend = self.shown_legend(area.height(), f64::from(width), sf);
+        if legend.is_empty() {
             return;
         }
         let left = area.right + 10.0 * sf;
-        let width = self.legend_width(sf);
-        let height = (2.0 * LEGEND_PAD + LEGEND_LINE * self.legend.len() as f64) * sf;
+        let width = legend_width(&legend, sf);
+        let height = (2.0 * LEGEND_PAD + LEGEND_LINE * legend.len() as f64) * sf;
         out.push(Element::new(
             "legend",
             Shape::Rect {
@@ -410,7 +432,7 @@ impl XyChart<'_> {
         ));
         let marker_left = left + LEGEND_PAD * sf;
         let marker_mid = marker_left + LEGEND_MARKER * sf / 2.0;
-        for (i, entry) in self.legend.iter().enumerate() {
+        for (i, entry) in legend.iter().enumerate() {
             let y = area.top + (LEGEND_PAD + LEGEND_LINE * (i as f64 + 0.5)) * sf;
             match entry.marker {
                 Marker::Point => out.push(Element::keyed(
@@ -437,6 +459,25 @@ impl XyChart<'_> {
             out.push(text("legend-text", x, y, &entry.text, s, Anchor::Start));
         }
     }
+}
+
+/// `text` cut to at most `chars` characters, the last of them "…" when anything was cut.
+pub(crate) fn shorten(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(chars.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// The width of a legend box holding `entries` at scale `s`; 0 for none.
+fn legend_width(entries: &[LegendEntry], s: f64) -> f64 {
+    let texts: Vec<String> = entries.iter().map(|e| e.text.clone()).collect();
+    if texts.is_empty() {
+        return 0.0;
+    }
+    (2.0 * LEGEND_PAD + LEGEND_MARKER + LEGEND_GAP) * s + widest(&texts, s)
 }
 
 /// The width of the widest of `texts` at scale `s`.

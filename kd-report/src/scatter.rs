@@ -209,19 +209,18 @@ impl ScatterPlot {
                 hi: y_max,
             });
         }
+        // The fit first: a legend too long for the plot is cut at the end.
+        let mut legend = if self.fit_line {
+            fit_legend(fit.as_ref())
+        } else {
+            Vec::new()
+        };
         let groups = Self::groups(&drawn);
-        let mut legend: Vec<LegendEntry> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| LegendEntry {
-                marker: Marker::Point,
-                color: palette(i),
-                text: (*g).to_owned(),
-            })
-            .collect();
-        if self.fit_line {
-            legend.extend(fit_legend(fit.as_ref()));
-        }
+        legend.extend(groups.iter().enumerate().map(|(i, g)| LegendEntry {
+            marker: Marker::Point,
+            color: palette(i),
+            text: (*g).to_owned(),
+        }));
         let chart = XyChart {
             labels: chart::Labels {
                 title: &self.title,
