@@ -308,10 +308,17 @@ fn write_element(svg: &mut String, element: &Element, defs: &Defs) {
             fill,
             stroke,
         } => {
+            // Filled tiles (heatmap cells) meet edge to edge: without crisp edges a viewer
+            // that scales the figure anti-aliases both edges and shows a seam between them.
+            let crisp = if fill.is_some() && stroke.is_none() {
+                r#" shape-rendering="crispEdges""#
+            } else {
+                ""
+            };
             let fill = fill.as_ref().map_or("none".to_owned(), |p| defs.fill(p));
             writeln!(
                 svg,
-                r#"<rect {head} x="{}" y="{}" width="{}" height="{}" fill="{fill}"{}/>"#,
+                r#"<rect {head} x="{}" y="{}" width="{}" height="{}" fill="{fill}"{}{crisp}/>"#,
                 num(*x),
                 num(*y),
                 num(*width),
