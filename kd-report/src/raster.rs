@@ -1,7 +1,7 @@
 //! Painting a [`Scene`] into an RGB image: shapes with coverage-based anti-aliasing (a pixel's
 //! share of the shape, computed from its centre's distance to the shape's edge), text with the
-//! bitmap font at integer scales. Everything is plain arithmetic on pixel indices, so the same
-//! scene gives the same pixels on every machine.
+//! bitmap font at integer scales. Everything is arithmetic that IEEE 754 rounds exactly (no
+//! libm calls), so the same scene gives the same pixels on every machine.
 
 use crate::color::Rgb;
 use crate::font;
@@ -159,7 +159,7 @@ impl Canvas {
         let (w, h) = self.image.dimensions();
         for py in Self::span(cy - r, cy + r, half + 1.0, h) {
             for px in Self::span(cx - r, cx + r, half + 1.0, w) {
-                let d = (px as f64 + 0.5 - cx).hypot(py as f64 + 0.5 - cy);
+                let d = length(px as f64 + 0.5 - cx, py as f64 + 0.5 - cy);
                 if let Some(color) = fill {
                     self.blend(px, py, color, (r + 0.5 - d).min(1.0));
                 }
@@ -230,7 +230,13 @@ fn distance_to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
     } else {
         0.0
     };
-    (p.0 - a.0 - t * dx).hypot(p.1 - a.1 - t * dy)
+    length(p.0 - a.0 - t * dx, p.1 - a.1 - t * dy)
+}
+
+/// `√(x² + y²)` through `sqrt`, which IEEE 754 rounds exactly on every platform (`hypot` comes
+/// from the platform's libm and may differ in the last bit, and so change a pixel).
+fn length(x: f64, y: f64) -> f64 {
+    (x * x + y * y).sqrt()
 }
 
 #[cfg(test)]
