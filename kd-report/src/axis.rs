@@ -51,32 +51,39 @@ impl Axis {
     }
 
     /// The axis `[lo, hi]` with the multiples of the step nearest `(hi − lo) / (target − 1)`
-    /// that lie inside it.
+    /// that lie inside it, or of a finer 1-2-5 step where that leaves fewer than two ticks.
     fn with_ticks(what: &'static str, lo: f64, hi: f64, target_ticks: usize) -> Result<Self> {
         let too_wide = || ReportError::RangeTooWide { what, lo, hi };
-        let (mantissa, exponent) = nice_step((hi - lo) / intervals(target_ticks));
-        let step = step_value(mantissa, exponent);
-        let first = (lo / step).ceil();
-        let last = (hi / step).floor();
-        // `checked_range` keeps |value| / span below about 1e9, so `k` is far inside i64 and
-        // exact in f64; the bound on the count guards the loop whatever happens.
-        if !(first.is_finite() && last.is_finite()) || last - first > (3 * MAX_TICKS) as f64 {
-            return Err(too_wide());
+        let (mut mantissa, mut exponent) = nice_step((hi - lo) / intervals(target_ticks));
+        loop {
+            let step = step_value(mantissa, exponent);
+            let first = (lo / step).ceil();
+            let last = (hi / step).floor();
+            // `checked_range` keeps |value| / span below about 1e9, so `k` is far inside i64
+            // and exact in f64; the bound on the count guards the loop whatever happens.
+            if !(first.is_finite() && last.is_finite()) || last - first > (3 * MAX_TICKS) as f64 {
+                return Err(too_wide());
+            }
+            let ticks: Vec<f64> = (first as i64..=last as i64)
+                .map(|k| multiple(k, mantissa, exponent))
+                .filter(|t| (lo..=hi).contains(t))
+                .collect();
+            if !ticks.iter().all(|t| t.is_finite()) {
+                return Err(too_wide());
+            }
+            // A range always holds two multiples of a step below half its width, so this ends
+            // within three rounds.
+            if ticks.len() >= 2 || step < (hi - lo) / 4.0 {
+                return Ok(Self {
+                    lo,
+                    hi,
+                    mantissa,
+                    exponent,
+                    ticks,
+                });
+            }
+            (mantissa, exponent) = finer(mantissa, exponent);
         }
-        let ticks: Vec<f64> = (first as i64..=last as i64)
-            .map(|k| multiple(k, mantissa, exponent))
-            .filter(|t| (lo..=hi).contains(t))
-            .collect();
-        if !ticks.iter().all(|t| t.is_finite()) {
-            return Err(too_wide());
-        }
-        Ok(Self {
-            lo,
-            hi,
-            mantissa,
-            exponent,
-            ticks,
-        })
     }
 
     /// The lower end of the axis.
@@ -182,6 +189,15 @@ fn nice_step(raw: f64) -> (i64, i32) {
     }
 }
 
+/// The next smaller 1-2-5 step: 5 → 2 → 1 → 0.5.
+fn finer(mantissa: i64, exponent: i32) -> (i64, i32) {
+    match mantissa {
+        5 => (2, exponent),
+        2 => (1, exponent),
+        _ => (5, exponent - 1),
+    }
+}
+
 /// `m·10^e`.
 fn step_value(mantissa: i64, exponent: i32) -> f64 {
     multiple(1, mantissa, exponent)
@@ -238,6 +254,19 @@ mod tests {
         let axis = Axis::within("c", 0.13, 0.87, 5).unwrap();
         assert_eq!((axis.lo(), axis.hi()), (0.13, 0.87));
         assert_eq!(axis.ticks(), &[0.2, 0.4, 0.6, 0.8]);
+    }
+
+    #[test]
+    fn at_least_two_ticks() {
+        // The nearest step to a third of [2.67, 3.33] is 0.5, which leaves only 3.0 inside.
+        let axis = Axis::covering("x", 3.0, 3.0, 3).unwrap();
+        assert_eq!(axis.step_parts(), (2, -1));
+        assert_eq!(axis.labels(), ["2.8", "3.0", "3.2"]);
+        for target in 2..12 {
+            for (lo, hi) in [(0.0, 1.0), (0.1, 0.35), (7.0, 7.9), (-1e-7, 3e-7)] {
+                assert!(Axis::within("c", lo, hi, target).unwrap().ticks().len() >= 2);
+            }
+        }
     }
 
     #[test]

@@ -141,12 +141,19 @@ impl Labels<'_> {
             let fitting = (1..=2 * s)
                 .rev()
                 .find(|&k| text_width(self.title, k) <= room);
-            let title_scale = fitting.unwrap_or(1);
+            let (title, title_scale) = match fitting {
+                Some(k) => (self.title.to_owned(), k),
+                // Cut to the width at the smallest size; the SVG's <title> keeps all of it.
+                None => {
+                    let chars = (room / sf + 1.0) / f64::from(font::ADVANCE);
+                    (shorten(self.title, chars.max(1.0) as usize), s)
+                }
+            };
             out.push(text(
                 "title",
                 width / 2.0,
                 y + 7.0 * sf,
-                self.title,
+                &title,
                 title_scale,
                 Anchor::Middle,
             ));

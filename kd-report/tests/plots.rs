@@ -300,6 +300,30 @@ mod scatter {
     }
 
     #[test]
+    fn a_title_too_long_for_the_image_is_cut() {
+        let mut plot = scatter(points());
+        plot.title = "T. stddev against the student's test loss, one point per scheme".into();
+        let tags = parse(&plot.to_svg_sized(200, 150).unwrap()).unwrap();
+        let shown = &one_of_class(&tags, "title").text;
+        assert!(
+            shown.ends_with('…') && shown.chars().count() < plot.title.chars().count(),
+            "{shown}"
+        );
+        assert!(tags[1].text.starts_with(&plot.title));
+        // At 640 pixels it fits whole at the size of the other text; a short title at twice it.
+        let title = one_of_class(&svg_tags(&plot), "title").clone();
+        assert_eq!(
+            (title.text.as_str(), title.attr("font-size")),
+            (plot.title.as_str(), "10")
+        );
+        plot.title = "T. stddev vs test loss".into();
+        let tags = svg_tags(&plot);
+        let title = one_of_class(&tags, "title");
+        assert_eq!(title.text, plot.title);
+        assert_eq!(title.attr("font-size"), "20");
+    }
+
+    #[test]
     fn text_is_escaped() {
         let mut plot = scatter(vec![Point::new(1.0, 1.0, "a<b & \"c\"")]);
         plot.title = "<script>".into();

@@ -215,7 +215,7 @@ proptest! {
                 prop_assert!(axis.hi() > a.max(b), "{:?}", axis);
                 prop_assert!(axis.lo().is_finite() && axis.hi().is_finite());
                 prop_assert!(is_one_two_five(axis.step(), axis.ticks()), "{:?}", axis);
-                prop_assert!((1..=3 * target + 2).contains(&axis.ticks().len()), "{:?}", axis);
+                prop_assert!((2..=3 * target + 2).contains(&axis.ticks().len()), "{:?}", axis);
                 let labels = axis.labels();
                 let mut distinct = labels.clone();
                 distinct.dedup();
