@@ -718,7 +718,7 @@ impl RunConfig {
             return invalid("data.batch_size", &0, "must be at least 1");
         }
         let l = &self.loss;
-        if !(l.temperature > 0.0) {
+        if l.temperature.is_nan() || l.temperature <= 0.0 {
             return invalid(
                 "loss.temperature",
                 &l.temperature,
@@ -764,7 +764,7 @@ impl RunConfig {
                         "must increase",
                     );
                 }
-                if !(s.gamma > 0.0) {
+                if s.gamma.is_nan() || s.gamma <= 0.0 {
                     return invalid("schedule.gamma", &s.gamma, "must be positive");
                 }
             }
