@@ -73,7 +73,7 @@ fn agrees_with_the_reference_on_random_pools() {
         let flat: Vec<f32> = Vec::try_from(logits.view([-1])).unwrap();
         let rows: Vec<Vec<f32>> = flat.chunks(10).map(|c| c.to_vec()).collect();
         let picked = pick_highest_entropy(&logits, n);
-        assert_eq!(picked, reference(&rows, n as usize), "pool {m}, n {n}");
+        assert_eq!(picked, reference(&rows, n), "pool {m}, n {n}");
         // The kept half is the high-entropy half.
         let h: Vec<f64> = rows.iter().map(|r| entropy(r)).collect();
         let kept_min = picked.iter().map(|&r| h[r]).fold(f64::INFINITY, f64::min);
