@@ -39,6 +39,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Distill a student from a frozen teacher, from a TOML config.
     Distill(TrainArgs),
+    /// How good stronger DAs are for distillation: the teacher's T. stddev and mean entropy per
+    /// scheme (Good-DA-in-KD), as a table, CSV and JSON.
+    Goodness(GoodnessArgs),
     /// Internal: the training half of `kd demo`, run inside `kd-engine`.
     #[command(hide = true)]
     DemoTrain(DemoArgs),
@@ -281,4 +284,62 @@ pub struct ConvertArgs {
     /// The model's input size, with --model.
     #[arg(long, default_value_t = 32)]
     pub input_size: i64,
+}
+
+/// Options of `kd goodness`.
+#[derive(Debug, Args)]
+pub struct GoodnessArgs {
+    /// The teacher's registry name (see `kd models`).
+    #[arg(long)]
+    pub teacher_model: String,
+    /// The teacher's weights: .safetensors, or a PyTorch checkpoint (.pth/.pt).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// The dataset folder (its training split is measured), or `synthetic`.
+    #[arg(long)]
+    pub data: String,
+    /// The stronger DAs, comma-separated: identity, flip, crop, crop+flip, cutout, autoaugment,
+    /// mixup, cutmix, cutmix_pick_t (= cutmix_pick:teacher_entropy), cutmix_pick_s
+    /// (= cutmix_pick:student_entropy, needs --student-model and --student); `@sample` after a
+    /// name draws per image instead of per batch.
+    #[arg(long, value_name = "SCHEMES")]
+    pub da: String,
+    /// The student's registry name, for cutmix_pick_s.
+    #[arg(long, requires = "student")]
+    pub student_model: Option<String>,
+    /// The trained student's weights, for cutmix_pick_s (it ranks the pool by its entropy).
+    #[arg(long, requires = "student_model")]
+    pub student: Option<PathBuf>,
+    /// Passes over the training set per scheme (the paper: 10).
+    #[arg(long, default_value_t = 10)]
+    pub passes: usize,
+    /// Batch size B of the loader (the paper: 64); CutMixPick keeps B rows of its 2B pool.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// The seed of the data order, the standard DA and the stronger DA.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// A saved subset of the training set (kd's or kd_data's JSON) to measure on.
+    #[arg(long)]
+    pub subset: Option<PathBuf>,
+    /// Normalisation constants: a preset (cifar100, cifar10, tiny-imagenet, imagenet, …) or
+    /// `auto` (the dataset's preset, else the training set's own pixel statistics).
+    #[arg(long, default_value = "auto")]
+    pub norm: String,
+    /// The per-sample standard DA before the stronger DA, a pipeline; `auto` is
+    /// `crop:size/8,flip` (the paper's random crop and flip).
+    #[arg(long, default_value = "auto")]
+    pub standard: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Loader threads; 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Where to write goodness.csv and goodness.json.
+    #[arg(long, default_value = "runs/goodness")]
+    pub out: PathBuf,
 }

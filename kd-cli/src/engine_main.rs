@@ -18,6 +18,7 @@ fn main() {
         Command::Convert(args) => torch::convert::run(&args),
         Command::Train(args) => torch::train::run(&args, Mode::Train, cli.quiet),
         Command::Distill(args) => torch::train::run(&args, Mode::Distill, cli.quiet),
+        Command::Goodness(args) => torch::goodness::run(&args, cli.quiet),
         Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"

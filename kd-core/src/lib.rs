@@ -1,12 +1,14 @@
 //! The libtorch side of kd: the model zoo, weights in and out (PyTorch checkpoints and
 //! safetensors, [`checkpoint`]), the KD logit losses ([`loss`]), SGD with savable state
 //! ([`optim`]), learning-rate schedules ([`schedule`]), a dynamic loss scaler for fp16
-//! autocast ([`amp`]), the run configuration ([`config`]), the trainer ([`train`]) and runtime
-//! information; RepDistiller's other distillers as a later issue adds them.
+//! autocast ([`amp`]), the run configuration ([`config`]), the trainer ([`train`]), the goodness
+//! of a stronger DA ([`goodness`]: T. stddev and mean teacher entropy) and runtime information;
+//! RepDistiller's other distillers as a later issue adds them.
 
 pub mod amp;
 pub mod checkpoint;
 pub mod config;
+pub mod goodness;
 pub mod loss;
 pub mod models;
 pub mod optim;

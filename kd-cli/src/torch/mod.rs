@@ -3,5 +3,6 @@
 pub mod convert;
 pub mod demo;
 pub mod eval;
+pub mod goodness;
 pub mod models;
 pub mod train;

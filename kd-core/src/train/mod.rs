@@ -28,7 +28,7 @@ use kd_augment::Rng;
 use kd_augment::normalize::Normalize;
 use kd_augment::rng::domain;
 use kd_augment::scheme::{Scheme, SchemeParams, StrongOutput, StrongSpec, StrongerDa};
-use kd_augment::{Pipeline, Transform};
+use kd_augment::{ImageShape, Pipeline, Transform};
 use kd_data::loader::{Batch, BatchImages, Loader, LoaderConfig, OutputFormat};
 use kd_data::subset::Subset;
 use kd_data::synthetic::{self, SyntheticConfig};
@@ -284,44 +284,8 @@ impl Session {
             ));
         }
         let norm = normalization(&cfg, &train_ds)?;
-        let workers = if cfg.data.workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            cfg.data.workers
-        };
-        let standard = if cfg.data.standard == "auto" {
-            format!("crop:{},flip", shape.height / 8)
-        } else {
-            cfg.data.standard.clone()
-        };
-        let pipeline = Pipeline::parse(&standard, shape, Some(&norm.mean))
-            .map_err(|e| setting("data.standard", e.to_string()))?;
-        if pipeline.output_shape(shape) != shape {
-            return Err(setting(
-                "data.standard",
-                format!("'{standard}' changes the image size; train and test must match"),
-            ));
-        }
-        let mut train = Loader::new(
-            Arc::clone(&train_ds),
-            LoaderConfig {
-                batch_size: cfg.data.batch_size,
-                shuffle: true,
-                drop_last: false,
-                seed: cfg.run.seed,
-                workers,
-                prefetch: 4,
-                output: OutputFormat::F32(norm.clone()),
-            },
-        )?
-        .with_transform(pipeline)?;
-        if let Some(path) = &cfg.data.subset {
-            let subset = Subset::load(path, &train_ds)?;
-            train = train.with_subset(&subset)?;
-        }
-        if train.is_empty() {
-            return Err(setting("data.subset", "no training samples".into()));
-        }
+        let workers = loader_workers(&cfg);
+        let train = train_loader(&cfg, &train_ds, &norm)?;
         let test = Loader::new(
             Arc::clone(&test_ds),
             LoaderConfig {
@@ -353,10 +317,7 @@ impl Session {
                     ));
                 }
                 let scheme = spec.scheme;
-                let normalize = Normalize::new(norm.mean.clone(), norm.std.clone())
-                    .map_err(|e| setting("data.norm", e.to_string()))?;
-                let params = SchemeParams::for_image_size(shape.height);
-                let da = StrongerDa::from_spec(spec, params, shape, normalize)?;
+                let da = stronger_da(spec, shape, &norm)?;
                 let pick = match scheme {
                     Scheme::CutMixPick(by) => Some((
                         by,
@@ -675,13 +636,7 @@ impl Session {
                         let aug = match strong {
                             None => None,
                             Some(s) => {
-                                let mut rng = Rng::from_keys(&[
-                                    seed,
-                                    domain::BATCH,
-                                    epoch as u64,
-                                    batch.step as u64,
-                                    STRONG_TAG,
-                                ]);
+                                let mut rng = strong_rng(seed, epoch, batch.step);
                                 let pixels = f32_pixels(&batch);
                                 Some(s.da.apply(pixels, &mut rng)?)
                             }
@@ -817,27 +772,34 @@ struct PreparedBatch {
     aug: Option<StrongOutput>,
 }
 
-fn f32_pixels(batch: &Batch) -> &[f32] {
+/// The pixels of a batch from a loader with f32 output (every loader here).
+pub(crate) fn f32_pixels(batch: &Batch) -> &[f32] {
     match &batch.images {
         BatchImages::F32(p) => p,
         BatchImages::U8(_) => unreachable!("the trainer's loaders output f32"),
     }
 }
 
-/// The batch as `[n, 3, h, w]` images (grey images repeated to three channels) and labels.
-fn to_tensors(batch: &Batch, device: Device) -> (Tensor, Tensor) {
-    let s = batch.shape;
-    let x = Tensor::from_slice(f32_pixels(batch)).view([
-        batch.len() as i64,
-        s.channels as i64,
-        s.height as i64,
-        s.width as i64,
+/// Normalised images of `shape` (row-major, whole images) as a CPU tensor `[rows, 3, h, w]`,
+/// grey images repeated to three channels.
+pub(crate) fn images_tensor(pixels: &[f32], shape: ImageShape) -> Tensor {
+    let rows = (pixels.len() / shape.len().max(1)) as i64;
+    let x = Tensor::from_slice(pixels).view([
+        rows,
+        shape.channels as i64,
+        shape.height as i64,
+        shape.width as i64,
     ]);
-    let x = if s.channels == 1 {
+    if shape.channels == 1 {
         x.repeat([1, 3, 1, 1])
     } else {
         x
-    };
+    }
+}
+
+/// The batch as `[n, 3, h, w]` images (grey images repeated to three channels) and labels.
+fn to_tensors(batch: &Batch, device: Device) -> (Tensor, Tensor) {
+    let x = images_tensor(f32_pixels(batch), batch.shape);
     let y = Tensor::from_slice(&batch.labels);
     (x.to_device(device), y.to_device(device))
 }
@@ -851,17 +813,7 @@ fn aug_batch(
 ) -> AugBatch {
     let s = batch.shape;
     let n = batch.len() as i64;
-    let images = |v: &[f32]| {
-        let rows = v.len() as i64 / (s.len() as i64);
-        let x =
-            Tensor::from_slice(v).view([rows, s.channels as i64, s.height as i64, s.width as i64]);
-        let x = if s.channels == 1 {
-            x.repeat([1, 3, 1, 1])
-        } else {
-            x
-        };
-        x.to_device(device)
-    };
+    let images = |v: &[f32]| images_tensor(v, s).to_device(device);
     let identity: Vec<i64> = (0..n).collect();
     match out {
         StrongOutput::Images(v) => AugBatch {
@@ -919,6 +871,86 @@ pub fn evaluate(
         100.0 * i64::try_from(&top5)? as f64 / n,
         f64::try_from(&nll)? / n,
     ))
+}
+
+/// Loader threads: `data.workers`, or one per core when it is 0.
+fn loader_workers(cfg: &RunConfig) -> usize {
+    if cfg.data.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.data.workers
+    }
+}
+
+/// The trainer's training loader over `train_ds`: shuffled by `run.seed`, `data.batch_size`,
+/// the short last batch kept, the per-sample standard DA `data.standard` (`auto`:
+/// `crop:size/8,flip`), normalised by `norm`, restricted to `data.subset` if set.
+pub fn train_loader(
+    cfg: &RunConfig,
+    train_ds: &Arc<Dataset>,
+    norm: &Normalization,
+) -> Result<Loader> {
+    let setting = |key: &str, why: String| TrainError::Setting {
+        key: key.into(),
+        why,
+    };
+    let shape = train_ds.shape();
+    let standard = if cfg.data.standard == "auto" {
+        format!("crop:{},flip", shape.height / 8)
+    } else {
+        cfg.data.standard.clone()
+    };
+    let pipeline = Pipeline::parse(&standard, shape, Some(&norm.mean))
+        .map_err(|e| setting("data.standard", e.to_string()))?;
+    if pipeline.output_shape(shape) != shape {
+        return Err(setting(
+            "data.standard",
+            format!("'{standard}' changes the image size; train and test must match"),
+        ));
+    }
+    let mut train = Loader::new(
+        Arc::clone(train_ds),
+        LoaderConfig {
+            batch_size: cfg.data.batch_size,
+            shuffle: true,
+            drop_last: false,
+            seed: cfg.run.seed,
+            workers: loader_workers(cfg),
+            prefetch: 4,
+            output: OutputFormat::F32(norm.clone()),
+        },
+    )?
+    .with_transform(pipeline)?;
+    if let Some(path) = &cfg.data.subset {
+        let subset = Subset::load(path, train_ds)?;
+        train = train.with_subset(&subset)?;
+    }
+    if train.is_empty() {
+        return Err(setting("data.subset", "no training samples".into()));
+    }
+    Ok(train)
+}
+
+/// The stronger DA `spec` with the reference's parameters for `shape`'s size, for batches
+/// normalised by `norm`.
+pub fn stronger_da(
+    spec: StrongSpec,
+    shape: ImageShape,
+    norm: &Normalization,
+) -> Result<StrongerDa> {
+    let normalize =
+        Normalize::new(norm.mean.clone(), norm.std.clone()).map_err(|e| TrainError::Setting {
+            key: "data.norm".into(),
+            why: e.to_string(),
+        })?;
+    let params = SchemeParams::for_image_size(shape.height);
+    Ok(StrongerDa::from_spec(spec, params, shape, normalize)?)
+}
+
+/// The generator of the stronger DA on the batch at 0-based `step` of 1-based `epoch` (apart
+/// from the loader's own draws), so x′ depends on (seed, epoch, step) only.
+pub fn strong_rng(seed: u64, epoch: usize, step: usize) -> Rng {
+    Rng::from_keys(&[seed, domain::BATCH, epoch as u64, step as u64, STRONG_TAG])
 }
 
 /// The training and test sets the config names.

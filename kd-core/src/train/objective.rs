@@ -172,9 +172,7 @@ impl Objective {
             }),
         })
         .to_kind(Kind::Float);
-        let scores = entropy(&logits).to_device(Device::Cpu);
-        let scores: Vec<f32> = Vec::try_from(&scores).expect("entropy is a float vector");
-        let rows = top_rows(&scores, n);
+        let rows = pick_highest_entropy(&logits, n);
         let idx = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
             .to_device(a.images.device());
         if matches!(by, PickBy::TeacherEntropy) && teacher.is_some() {
@@ -189,6 +187,17 @@ impl Objective {
             pick: None,
         }
     }
+}
+
+/// CutMixPick's choice: the rows of `logits` (`[m, classes]`, a model's logits on the pool) whose
+/// softmax entropy at temperature 1 is highest, `n` of them (all `m` when `n ≥ m`, as the
+/// reference's `n_pick = min(len, 64)` keeps the whole pool of a short last batch), highest first,
+/// ties by lower index. NaN entropies rank last.
+pub fn pick_highest_entropy(logits: &Tensor, n: usize) -> Vec<usize> {
+    let scores = entropy(logits).to_kind(Kind::Float).to_device(Device::Cpu);
+    let scores: Vec<f32> =
+        Vec::try_from(scores.view([-1])).expect("a float tensor converts to Vec<f32>");
+    top_rows(&scores, n)
 }
 
 /// CE of the student on x′ against the mixed labels λ·y[source] + (1−λ)·y[partner]: Good-DA-in-KD's
