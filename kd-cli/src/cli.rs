@@ -42,6 +42,9 @@ pub enum Command {
     /// How good stronger DAs are for distillation: the teacher's T. stddev and mean entropy per
     /// scheme (Good-DA-in-KD), as a table, CSV and JSON.
     Goodness(GoodnessArgs),
+    /// Studies: sets of runs and their analysis; resumable, and shardable across machines.
+    #[command(subcommand)]
+    Study(StudyCommand),
     /// Internal: the training half of `kd demo`, run inside `kd-engine`.
     #[command(hide = true)]
     DemoTrain(DemoArgs),
@@ -221,6 +224,38 @@ pub struct TrainArgs {
     /// Print the resolved config and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `kd study …`
+#[derive(Debug, Subcommand)]
+pub enum StudyCommand {
+    /// Good-DA-in-KD for one teacher–student pair: the T. stddev of each augmentation scheme, a
+    /// distillation per scheme and seed, the correlations of T. stddev with the student's test
+    /// loss, a scatter plot and report.md.
+    GoodDa(StudyArgs),
+    /// Rebuild a study's report from the jobs that have finished.
+    Report(StudyReportArgs),
+}
+
+/// Options of `kd study good-da`.
+#[derive(Debug, Args)]
+pub struct StudyArgs {
+    /// The study file: a run config plus a [study] section.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Run only the jobs at positions ≡ i (mod n), 0 ≤ i < n: one shard of a job array.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Override a key of the runs' config (repeatable), e.g. `--set run.epochs=30`.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Options of `kd study report`.
+#[derive(Debug, Args)]
+pub struct StudyReportArgs {
+    /// The study's directory (it holds study.toml).
+    pub dir: PathBuf,
 }
 
 /// Options of `kd models`.

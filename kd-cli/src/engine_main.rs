@@ -4,7 +4,7 @@
 mod torch;
 
 use clap::Parser;
-use kd_cli::cli::{Cli, Command};
+use kd_cli::cli::{Cli, Command, StudyCommand};
 use kd_core::train::Mode;
 
 fn main() {
@@ -20,6 +20,10 @@ fn main() {
         Command::Distill(args) => torch::train::run(&args, Mode::Distill, cli.quiet),
         Command::Goodness(args) => torch::goodness::run(&args, cli.quiet),
         Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
+        Command::Study(StudyCommand::GoodDa(args)) => {
+            torch::study::good_da::run_args(&args, cli.quiet)
+        }
+        Command::Study(StudyCommand::Report(args)) => torch::study::good_da::report_dir(&args.dir),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"
         )),

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod eval;
 pub mod goodness;
 pub mod models;
+pub mod study;
 pub mod train;
