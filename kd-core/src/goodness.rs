@@ -159,6 +159,19 @@ pub struct SchemeGoodness {
     pub images_per_s: f64,
 }
 
+/// The teacher's plain forward throughput, the yardstick of [`SchemeGoodness::images_per_s`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Images forwarded.
+    pub images: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// `images / seconds`.
+    pub images_per_s: f64,
+}
+
 /// What a measurement is about to do, for the observer's header.
 #[derive(Clone, Debug)]
 pub struct GoodnessInfo {
@@ -436,6 +449,34 @@ impl Goodness {
             groups: stddev.groups(),
             samples,
             rows,
+            images,
+            seconds,
+            images_per_s: images as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// The teacher's plain eval forward throughput on the same data: one pass of the training
+    /// loader (its standard DA, no stronger DA) in batches of `batch_size` images, built on the
+    /// loader's threads while the teacher computes, each forward's logits brought to the CPU, as
+    /// `kd eval` does. With `batch_size` = 2B (3B for CutMixPick by teacher entropy) the teacher
+    /// sees batches as large as during [`Goodness::measure`], so the two rates compare.
+    pub fn teacher_throughput(&self, batch_size: usize) -> Result<Throughput> {
+        let mut run = self.cfg.run.clone();
+        run.data.batch_size = batch_size;
+        let loader = train_loader(&run, self.train.dataset(), &self.norm)?;
+        let teacher = self.teacher.1.as_ref();
+        let _guard = tch::no_grad_guard();
+        let mut images = 0usize;
+        let t0 = Instant::now();
+        for batch in loader.epoch(1) {
+            let x = images_tensor(f32_pixels(&batch), self.shape).to_device(self.device);
+            let logits = tch::autocast(self.amp, || teacher.forward_t(&x, false));
+            let _ = logits.to_kind(Kind::Float).to_device(Device::Cpu);
+            images += batch.len();
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        Ok(Throughput {
+            batch_size,
             images,
             seconds,
             images_per_s: images as f64 / seconds.max(1e-9),
