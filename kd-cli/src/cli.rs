@@ -374,6 +374,11 @@ pub struct GoodnessArgs {
     /// Loader threads; 0: one per core.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Also time the teacher's plain forward on the same data (one pass's worth of images, data
+    /// loading excluded) in batches of this many images (without a value: 2 × --batch-size,
+    /// the size of the [x; x′] forward), to compare with the schemes' img/s.
+    #[arg(long, value_name = "IMAGES", num_args = 0..=1, default_missing_value = "0")]
+    pub baseline: Option<usize>,
     /// Where to write goodness.csv and goodness.json.
     #[arg(long, default_value = "runs/goodness")]
     pub out: PathBuf,

@@ -107,7 +107,7 @@ fn writes_the_table_the_csv_and_the_json() {
     let dir = tempfile::tempdir().unwrap();
     let (t, s) = (teacher(dir.path()), subset(dir.path()));
     let out = dir.path().join("out");
-    let run = goodness(&t, &s, &out, "identity,cutmix_pick_t", &[]);
+    let run = goodness(&t, &s, &out, "identity,cutmix_pick_t", &["--baseline"]);
     let (stdout, stderr) = text(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     // 500 images: 7 batches of 64 and one of 52 per pass; 16 iterations make 3 groups.
@@ -150,6 +150,10 @@ fn writes_the_table_the_csv_and_the_json() {
         (from_json - t_stddev).abs() < 1e-8,
         "{from_json} vs {t_stddev}"
     );
+    // --baseline: one pass of the teacher alone in batches of 2B.
+    assert_eq!(json["teacher_forward"]["images"], 500);
+    assert_eq!(json["teacher_forward"]["batch_size"], 128);
+    assert!(stdout.contains("teacher's plain forward:"), "{stdout}");
     let entropy = results[1]["mean_entropy"].as_f64().unwrap();
     assert!(entropy > 0.0 && entropy <= 10f64.ln() + 1e-9);
 }

@@ -64,6 +64,9 @@ pub enum GoodnessError {
     Torch(#[from] tch::TchError),
 }
 
+/// Batches [`Goodness::teacher_throughput`] holds and cycles through.
+pub const BASELINE_BATCHES: usize = 8;
+
 /// Result alias of this module.
 pub type Result<T> = std::result::Result<T, GoodnessError>;
 
@@ -156,6 +159,19 @@ pub struct SchemeGoodness {
     /// Wall time of the scheme, data preparation overlapped.
     pub seconds: f64,
     /// `images / seconds`: the teacher's forward throughput while measuring.
+    pub images_per_s: f64,
+}
+
+/// The teacher's plain forward throughput, the yardstick of [`SchemeGoodness::images_per_s`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Images forwarded.
+    pub images: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// `images / seconds`.
     pub images_per_s: f64,
 }
 
@@ -436,6 +452,52 @@ impl Goodness {
             groups: stddev.groups(),
             samples,
             rows,
+            images,
+            seconds,
+            images_per_s: images as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// The teacher's plain eval forward throughput on the same data, data loading excluded: the
+    /// first batches of `batch_size` images of the training loader (its standard DA, no
+    /// stronger DA; at most [`BASELINE_BATCHES`], held on the device) are forwarded in turn
+    /// until one pass's worth of images went through, each forward's logits brought to the CPU
+    /// as `kd eval` does; one forward warms up first. With `batch_size` = 2B (3B for CutMixPick
+    /// by teacher entropy) the teacher sees batches as large as in [`Goodness::measure`], so the
+    /// two rates compare: a scheme runs at the speed of the teacher's forward pass when its
+    /// rate is close to this one.
+    pub fn teacher_throughput(&self, batch_size: usize) -> Result<Throughput> {
+        let mut run = self.cfg.run.clone();
+        run.data.batch_size = batch_size;
+        let loader = train_loader(&run, self.train.dataset(), &self.norm)?;
+        let batches: Vec<Tensor> = loader
+            .epoch(1)
+            .take(BASELINE_BATCHES)
+            .map(|b| images_tensor(f32_pixels(&b), self.shape).to_device(self.device))
+            .collect();
+        let teacher = self.teacher.1.as_ref();
+        let _guard = tch::no_grad_guard();
+        let forward = |x: &Tensor| {
+            tch::autocast(self.amp, || teacher.forward_t(x, false))
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+        };
+        if let Some(first) = batches.first() {
+            let _ = forward(first);
+        }
+        let target = self.train.num_samples().max(1);
+        let mut images = 0usize;
+        let t0 = Instant::now();
+        for x in batches.iter().cycle() {
+            let _ = forward(x);
+            images += x.size()[0] as usize;
+            if images >= target {
+                break;
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        Ok(Throughput {
+            batch_size,
             images,
             seconds,
             images_per_s: images as f64 / seconds.max(1e-9),

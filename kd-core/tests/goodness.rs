@@ -242,6 +242,19 @@ fn identity_equals_the_direct_computation() {
     );
     assert_eq!(got.scheme, "identity");
     assert!(got.seconds > 0.0 && got.images_per_s > 0.0);
+
+    // The yardstick: one pass of the teacher alone, 400 images in batches of 128.
+    let cfg = GoodnessConfig {
+        run,
+        schemes: parse_schemes("identity").unwrap(),
+        passes: 1,
+    };
+    let plain = Goodness::prepare(&cfg)
+        .unwrap()
+        .teacher_throughput(128)
+        .unwrap();
+    assert_eq!((plain.images, plain.batch_size), (400, 128));
+    assert!(plain.images_per_s > 0.0);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use kd_augment::StrongSpec;
 use kd_cli::cli::GoodnessArgs;
 use kd_core::config::RunConfig;
 use kd_core::goodness::{
-    Goodness, GoodnessConfig, GoodnessInfo, GoodnessObserver, SchemeGoodness, parse_schemes, to_csv,
+    Goodness, GoodnessConfig, GoodnessInfo, GoodnessObserver, SchemeGoodness, Throughput,
+    parse_schemes, to_csv,
 };
 use std::time::Instant;
 
@@ -22,16 +23,27 @@ pub fn run(args: &GoodnessArgs, quiet: bool) -> Result<()> {
     let goodness = Goodness::prepare(&cfg)?;
     let info = goodness.info();
     let results = goodness.run(&mut Progress::new(quiet))?;
+    let baseline = match args.baseline {
+        None => None,
+        Some(0) => Some(goodness.teacher_throughput(2 * args.batch_size)?),
+        Some(n) => Some(goodness.teacher_throughput(n)?),
+    };
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let csv = args.out.join("goodness.csv");
     std::fs::write(&csv, to_csv(&results)).with_context(|| format!("writing {}", csv.display()))?;
     let json = args.out.join("goodness.json");
-    let text = serde_json::to_string_pretty(&report(args, &info, &results))?;
+    let text = serde_json::to_string_pretty(&report(args, &info, &results, baseline.as_ref()))?;
     std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
 
     print_table(&results);
+    if let Some(b) = &baseline {
+        println!(
+            "teacher's plain forward: {:.0} img/s in batches of {} ({} images, {:.2} s)",
+            b.images_per_s, b.batch_size, b.images, b.seconds
+        );
+    }
     if !quiet {
         println!("written: {} and {}", csv.display(), json.display());
     }
@@ -59,11 +71,12 @@ fn run_config(args: &GoodnessArgs) -> RunConfig {
     run
 }
 
-/// `goodness.json`: the settings, then one object per scheme.
+/// `goodness.json`: the settings, one object per scheme, and the teacher's plain forward.
 fn report(
     args: &GoodnessArgs,
     info: &GoodnessInfo,
     results: &[SchemeGoodness],
+    baseline: Option<&Throughput>,
 ) -> serde_json::Value {
     serde_json::json!({
         "teacher": { "model": args.teacher_model, "weights": args.teacher },
@@ -82,6 +95,7 @@ fn report(
         "samples_per_pass": info.samples_per_pass,
         "steps_per_pass": info.steps_per_pass,
         "results": results,
+        "teacher_forward": baseline,
     })
 }
 
