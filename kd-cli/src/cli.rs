@@ -288,7 +288,7 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
     /// Normalisation constants: a preset (cifar100, cifar10, tiny-imagenet, imagenet, …) or
-    /// `auto` (the preset named after the dataset, else the split's own pixel statistics).
+    /// `auto` (the preset named after the dataset, else the training split's pixel statistics).
     #[arg(long, default_value = "auto")]
     pub norm: String,
     /// Images per forward pass.

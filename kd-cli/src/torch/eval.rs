@@ -25,7 +25,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             ds.name()
         );
     }
-    let norm = normalization(&args.norm, &ds)?;
+    let norm = normalization(&args.norm, &ds, &args.data)?;
     let cfg = ModelConfig {
         num_classes: ds.num_classes() as i64,
         input_size: shape.height as i64,
@@ -91,8 +91,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 }
 
 /// The normalisation `--norm` names; `auto` is the preset named after the dataset, else the
-/// split's own pixel statistics.
-fn normalization(name: &str, ds: &Dataset) -> Result<Normalization> {
+/// training split's pixel statistics (what `kd train` normalised with).
+fn normalization(name: &str, ds: &Dataset, root: &std::path::Path) -> Result<Normalization> {
     if name != "auto" {
         let known: Vec<&str> = kd_data::norm::PRESETS.iter().map(|p| p.0).collect();
         return Normalization::preset(name).with_context(|| {
@@ -106,7 +106,10 @@ fn normalization(name: &str, ds: &Dataset) -> Result<Normalization> {
     if let Some(n) = Normalization::for_dataset(dataset) {
         return Ok(n);
     }
-    let (mean, std) = ds.channel_stats();
+    // The statistics the trainer normalised with: the training split's, whatever split is
+    // evaluated.
+    let train = data::open(root, Split::Train)?;
+    let (mean, std) = train.channel_stats();
     let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
     Ok(Normalization {
         mean: f(mean),

@@ -316,6 +316,14 @@ impl Session {
                         "without a teacher x′ has no KD target; set loss.aug[1] > 0 for a cross-entropy term on x′".into(),
                     ));
                 }
+                if mode == Mode::Train
+                    && spec.scheme == Scheme::CutMixPick(kd_augment::scheme::PickBy::TeacherEntropy)
+                {
+                    return Err(setting(
+                        "augment.strong",
+                        "CutMixPick by teacher entropy needs a teacher; kd train has none (use cutmix_pick:student_entropy)".into(),
+                    ));
+                }
                 let scheme = spec.scheme;
                 let da = stronger_da(spec, shape, &norm)?;
                 let pick = match scheme {
