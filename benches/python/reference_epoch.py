@@ -17,7 +17,7 @@ The images are the i*50000//4096-th (i = 0..4095) of the training set in ImageFo
 the Rust bench; the archive is unpacked into the same folder the Rust bench uses if it is not there.
 
     .venv/bin/python benches/python/reference_epoch.py [--threads 2] [--workers 2] [--epochs 3] \
-        [--pair resnet56:resnet20] [--case crop+flip|crop+flip+cutmix|both]
+        [--pair resnet20:resnet8] [--case crop+flip|crop+flip+cutmix|both]
 """
 import argparse
 import importlib
@@ -134,7 +134,7 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KD_BENCH_THREADS", 2)))
     ap.add_argument("--workers", type=int, default=int(os.environ.get("KD_BENCH_WORKERS", 2)))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per case, after one warm-up epoch")
-    ap.add_argument("--pair", default=os.environ.get("KD_BENCH_PAIR", "resnet56:resnet20"))
+    ap.add_argument("--pair", default=os.environ.get("KD_BENCH_PAIR", "resnet20:resnet8"))
     ap.add_argument("--case", choices=["crop+flip", "crop+flip+cutmix", "both"], default="both")
     ap.add_argument("--archive", default=os.environ.get(
         "KD_BENCH_CIFAR_TGZ", os.path.join(WORKSPACE, "..", "shared", "datasets", "cifar10-jpg.tar.gz")))
