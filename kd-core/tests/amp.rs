@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use kd_core::amp::{AmpError, GradScaler, GradScalerConfig};
 use kd_core::optim::{Sgd, SgdConfig};
@@ -19,21 +18,7 @@ use tch::{Device, Kind, Tensor};
 const TOL: f64 = 1e-6;
 
 fn fixture() -> Option<HashMap<String, Tensor>> {
-    let py = common::python()?;
-    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-amp");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating the scratch folder");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/amp.py");
-    let out = std::process::Command::new(&py)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
-    assert!(
-        out.status.success(),
-        "amp.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = common::run_parity_script("amp.py", "kd-amp")?;
     let tensors = Tensor::read_npz(dir.join("amp.npz")).expect("reading amp.npz");
     Some(tensors.into_iter().collect())
 }

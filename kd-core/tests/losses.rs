@@ -30,25 +30,8 @@ const TOL_F32: f64 = 1e-5;
 /// The folder of `losses.py`'s `losses.npz`, made once per run; `None` without Python.
 fn fixture_dir() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let py = common::python()?;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-losses");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating the scratch folder");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/losses.py");
-        let out = std::process::Command::new(&py)
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
-        assert!(
-            out.status.success(),
-            "losses.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
+    DIR.get_or_init(|| common::run_parity_script("losses.py", "kd-losses"))
+        .as_deref()
 }
 
 /// PyTorch's fixture by name; `None` without Python.

@@ -26,25 +26,8 @@ const TOL_F32: f64 = 1e-6;
 /// The folder of `optim.py`'s `optim.npz`, made once per run; `None` without Python.
 fn fixture_dir() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let py = common::python()?;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-optim");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating the scratch folder");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/optim.py");
-        let out = std::process::Command::new(&py)
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
-        assert!(
-            out.status.success(),
-            "optim.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
+    DIR.get_or_init(|| common::run_parity_script("optim.py", "kd-optim"))
+        .as_deref()
 }
 
 fn scratch(test: &str) -> PathBuf {

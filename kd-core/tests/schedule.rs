@@ -24,25 +24,8 @@ const REL_TOL: f64 = 1e-12;
 /// The folder of `schedule.py`'s `schedule.npz`, made once per run; `None` without Python.
 fn fixture_dir() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let py = common::python()?;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-schedule");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating the scratch folder");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/schedule.py");
-        let out = std::process::Command::new(&py)
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
-        assert!(
-            out.status.success(),
-            "schedule.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
+    DIR.get_or_init(|| common::run_parity_script("schedule.py", "kd-schedule"))
+        .as_deref()
 }
 
 /// The reference rates by name; `None` without Python.

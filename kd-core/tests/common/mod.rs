@@ -69,6 +69,29 @@ pub fn python() -> Option<std::path::PathBuf> {
     py.exists().then_some(py)
 }
 
+/// Runs `tests/parity/<script>` with the project's Python, writing into a fresh
+/// `$CARGO_TARGET_TMPDIR/<scratch>` folder, and returns that folder; `None` without Python.
+pub fn run_parity_script(script: &str, scratch: &str) -> Option<std::path::PathBuf> {
+    let py = python()?;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(scratch);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating the scratch folder");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/parity")
+        .join(script);
+    let out = std::process::Command::new(&py)
+        .arg(&path)
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dir)
+}
+
 /// A fresh folder under the system's temporary directory, removed on drop.
 struct TempDir(std::path::PathBuf);
 

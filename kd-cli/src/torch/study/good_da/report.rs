@@ -3,7 +3,7 @@
 use super::{GoodDa, SchemeResult};
 use anyhow::Result;
 use kd_core::train::state::write_atomic;
-use kd_report::{Plot, Point, ScatterPlot};
+use kd_report::{Plot, Point, ScatterPlot, fmt_fixed, fmt_mean_std, fmt_p_value};
 use std::fmt::Write as _;
 
 /// One scheme's numbers as the report shows them.
@@ -56,16 +56,8 @@ pub fn pairs(rows: &[Row]) -> Vec<(String, f64, f64)> {
 fn fmt_ms(v: Option<(f64, Option<f64>)>, decimals: usize) -> String {
     match v {
         None => "–".into(),
-        Some((m, Some(s))) => format!("{m:.decimals$} ± {s:.decimals$}"),
-        Some((m, None)) => format!("{m:.decimals$}"),
-    }
-}
-
-fn fmt_p(p: f64) -> String {
-    if p < 1e-3 {
-        format!("{p:.2e}")
-    } else {
-        format!("{p:.4}")
+        Some((m, Some(s))) => fmt_mean_std(m, s, decimals),
+        Some((m, None)) => fmt_fixed(m, decimals),
     }
 }
 
@@ -179,7 +171,7 @@ pub fn write(study: &GoodDa) -> Result<()> {
                         md,
                         "| {name} | {:.4} | {} |",
                         c.coefficient,
-                        fmt_p(c.p_value)
+                        fmt_p_value(c.p_value)
                     );
                 }
                 Err(e) => {
