@@ -84,6 +84,9 @@ pub enum DataCommand {
     Info(InfoArgs),
     /// Write a few images of a dataset as PNG files (and a grid) to look at.
     Export(ExportArgs),
+    /// Make a δ/ζ training subset (at random, or by per-sample scores) and save it as JSON for
+    /// `data.subset`.
+    Subset(SubsetArgs),
 }
 
 /// The datasets `kd data download` knows.
@@ -163,6 +166,41 @@ pub struct ExportArgs {
     /// Upscale factor of the grid image (nearest neighbour).
     #[arg(long, default_value_t = 3)]
     pub scale: usize,
+}
+
+/// Options of `kd data subset`.
+#[derive(Debug, Args)]
+pub struct SubsetArgs {
+    /// The dataset folder (or its parent); `synthetic` for the built-in dataset. The subset is
+    /// of its training split.
+    pub dir: PathBuf,
+    /// The subset file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// δ: the fraction of the classes kept.
+    #[arg(long, default_value_t = 1.0)]
+    pub delta: f64,
+    /// ζ: the fraction of each kept class's samples kept (of all samples with `--global`).
+    #[arg(long, default_value_t = 1.0)]
+    pub zeta: f64,
+    /// The seed of a random pick (independent of any run's seed).
+    #[arg(long, default_value_t = kd_data::subset::REFERENCE_SEED)]
+    pub seed: u64,
+    /// Pick by score instead of at random: a file of one score per training sample (teacher
+    /// entropy or TLD), one number per line, or a CSV with a header naming `--column`.
+    #[arg(long)]
+    pub scores: Option<PathBuf>,
+    /// The CSV column holding the scores.
+    #[arg(long, requires = "scores")]
+    pub column: Option<String>,
+    /// With `--scores`: the lower quantile of the kept ranges (the samples kept are
+    /// `[lower, lower + ζ)` of each class sorted by score; the classes `[lower, lower + δ)` of the
+    /// classes sorted by mean score).
+    #[arg(long, default_value_t = 0.0, requires = "scores")]
+    pub lower: f64,
+    /// Select among all samples at once instead of within each class (δ must be 1).
+    #[arg(long)]
+    pub global: bool,
 }
 
 /// `kd augment …`

@@ -2,8 +2,9 @@
 
 use crate::cli::{
     CifarFormat, DataCommand, DownloadArgs, DownloadDataset, ExportArgs, InfoArgs, SplitArg,
+    SubsetArgs,
 };
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kd_data::download::{self, DatasetId, DownloadOptions};
 use kd_data::{Dataset, Split, detect, export};
@@ -15,6 +16,7 @@ pub fn run(cmd: &DataCommand, quiet: bool) -> Result<()> {
         DataCommand::Download(args) => run_download(args, quiet),
         DataCommand::Info(args) => run_info(args),
         DataCommand::Export(args) => run_export(args),
+        DataCommand::Subset(args) => run_subset(args),
     }
 }
 
@@ -130,4 +132,90 @@ fn run_export(args: &ExportArgs) -> Result<()> {
         grid.display()
     );
     Ok(())
+}
+
+fn run_subset(args: &SubsetArgs) -> Result<()> {
+    use kd_data::subset::{Quantiles, Scope, Subset, SubsetSpec};
+    let ds = open(&args.dir, Split::Train)?;
+    let scope = if args.global {
+        Scope::Global
+    } else {
+        Scope::PerClass
+    };
+    let scores = match &args.scores {
+        Some(path) => Some(read_scores(path, args.column.as_deref())?),
+        None => None,
+    };
+    let spec = if scores.is_some() {
+        let range = |width: f64| {
+            if width >= 1.0 {
+                Quantiles::ALL
+            } else {
+                Quantiles::range(args.lower, args.lower + width)
+            }
+        };
+        SubsetSpec::by_score(range(args.delta), range(args.zeta))
+    } else {
+        SubsetSpec::random(args.delta, args.zeta, args.seed)
+    }
+    .with_scope(scope);
+    let subset = Subset::select(&ds, &spec, scores.as_deref())?;
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    subset.save(&args.out)?;
+    println!(
+        "wrote {}: {} of {} training samples of {}, in {} classes ({})",
+        args.out.display(),
+        subset.len(),
+        ds.len(),
+        ds.name(),
+        subset.classes().len(),
+        subset.description()
+    );
+    Ok(())
+}
+
+/// Reads one score per sample: a number per line, or the `column` of a CSV with a header.
+fn read_scores(path: &std::path::Path, column: Option<&str>) -> Result<Vec<f32>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let col = match column {
+        None => None,
+        Some(name) => {
+            let Some((_, header)) = lines.next() else {
+                bail!("{}: empty file, expected a CSV header", path.display());
+            };
+            let names: Vec<&str> = header.split(',').map(str::trim).collect();
+            let Some(i) = names.iter().position(|n| *n == name) else {
+                bail!(
+                    "{}: no column {name:?} in the header (columns: {})",
+                    path.display(),
+                    names.join(", ")
+                );
+            };
+            Some(i)
+        }
+    };
+    lines
+        .map(|(n, line)| {
+            let field = match col {
+                Some(i) => line.split(',').nth(i).unwrap_or(""),
+                None => line,
+            };
+            field.trim().parse::<f32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "{} line {}: {:?} is not a number",
+                    path.display(),
+                    n + 1,
+                    field.trim()
+                )
+            })
+        })
+        .collect()
 }

@@ -207,3 +207,116 @@ fn image_size(path: &Path) -> (u32, u32) {
     let be = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     (be(16), be(20))
 }
+
+/// A subset file's class → sorted members.
+fn by_class(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    json["by_class"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(label, members)| {
+            let mut v: Vec<u64> = members
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_u64().unwrap())
+                .collect();
+            v.sort();
+            (label.clone(), v)
+        })
+        .collect()
+}
+
+fn subset_indices(path: &Path) -> Vec<usize> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    json["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
+}
+
+#[test]
+fn data_subset_keeps_delta_classes_and_zeta_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("subset.json");
+    let out = run(kd()
+        .args([
+            "data",
+            "subset",
+            "synthetic",
+            "--delta",
+            "0.5",
+            "--zeta",
+            "0.2",
+        ])
+        .arg("--out")
+        .arg(&file));
+    assert!(out.status.success(), "{:?}", text(&out));
+    // The synthetic dataset has 10 classes of 500 training images: 5 classes × 100.
+    assert_eq!(subset_indices(&file).len(), 500);
+    let classes = by_class(&file);
+    assert_eq!(classes.len(), 5);
+    assert!(classes.values().all(|v| v.len() == 100));
+}
+
+#[test]
+fn data_subset_by_scores_keeps_the_lowest_scores_of_each_class() {
+    let dir = tempfile::tempdir().unwrap();
+    // Scores that fall as the index grows: the lowest 10% of each class are its last 50
+    // samples in index order.
+    let csv = dir.path().join("scores.csv");
+    let rows: String = (0..5000).map(|i| format!("{i},{}\n", 5000 - i)).collect();
+    std::fs::write(&csv, format!("index,entropy\n{rows}")).unwrap();
+    let file = dir.path().join("subset.json");
+    let out = run(kd()
+        .args([
+            "data",
+            "subset",
+            "synthetic",
+            "--zeta",
+            "0.1",
+            "--column",
+            "entropy",
+        ])
+        .arg("--scores")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&file));
+    assert!(out.status.success(), "{:?}", text(&out));
+    // The whole dataset as a subset gives each class's members.
+    let all = dir.path().join("all.json");
+    assert!(
+        run(kd()
+            .args(["data", "subset", "synthetic", "--out"])
+            .arg(&all))
+        .status
+        .success()
+    );
+    let picked = by_class(&file);
+    let classes = by_class(&all);
+    assert_eq!(picked.len(), 10);
+    for (label, members) in classes {
+        assert_eq!(picked[&label], members[members.len() - 50..].to_vec());
+    }
+}
+
+#[test]
+fn data_subset_names_a_bad_score_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let scores = dir.path().join("scores.txt");
+    std::fs::write(&scores, "0.5\n0.25\nabc\n").unwrap();
+    let out = run(kd()
+        .args(["data", "subset", "synthetic", "--zeta", "0.5", "--scores"])
+        .arg(&scores)
+        .arg("--out")
+        .arg(dir.path().join("s.json")));
+    assert!(!out.status.success());
+    let (_, err) = text(&out);
+    assert!(
+        err.contains("scores.txt line 3") && err.contains("abc"),
+        "{err}"
+    );
+}
