@@ -19,6 +19,7 @@ fn main() {
         Command::Train(args) => torch::train::run(&args, Mode::Train, cli.quiet),
         Command::Distill(args) => torch::train::run(&args, Mode::Distill, cli.quiet),
         Command::Goodness(args) => torch::goodness::run(&args, cli.quiet),
+        Command::Analyze(args) => torch::analyze::run(&args),
         Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
         Command::Study(StudyCommand::GoodDa(args)) => {
             torch::study::good_da::run_args(&args, cli.quiet)
