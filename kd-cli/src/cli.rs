@@ -237,11 +237,16 @@ pub enum StudyCommand {
     /// distillation per scheme and seed, the correlations of T. stddev with the student's test
     /// loss, a scatter plot and report.md.
     GoodDa(StudyArgs),
+    /// "When does KD help?" for one teacher–student pair: a distillation per α × τ (τ = inf
+    /// included) and per logit loss (KL, MSE, SmoothL1); train and test accuracy and the
+    /// teacher's mean entropy on the samples the student gets right, as tables, heatmaps and
+    /// report.md.
+    KdGrid(StudyArgs),
     /// Rebuild a study's report from the jobs that have finished.
     Report(StudyReportArgs),
 }
 
-/// Options of `kd study good-da`.
+/// Options of `kd study good-da` and `kd study kd-grid`.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
     /// The study file: a run config plus a [study] section.

@@ -24,7 +24,10 @@ fn main() {
         Command::Study(StudyCommand::GoodDa(args)) => {
             torch::study::good_da::run_args(&args, cli.quiet)
         }
-        Command::Study(StudyCommand::Report(args)) => torch::study::good_da::report_dir(&args.dir),
+        Command::Study(StudyCommand::KdGrid(args)) => {
+            torch::study::kd_grid::run_args(&args, cli.quiet)
+        }
+        Command::Study(StudyCommand::Report(args)) => torch::study::report_dir(&args.dir),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"
         )),

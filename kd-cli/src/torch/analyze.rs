@@ -232,6 +232,37 @@ pub fn logits(
     Ok(out)
 }
 
+/// [`logits`] of the whole of `ds`, cached in `cache` (a `.npy` of `[n, classes]` float32):
+/// read when it exists with the right shape, else computed and written atomically. Studies use
+/// it for the teacher, whose outputs every run shares.
+pub fn cached_logits(
+    cache: &Path,
+    arch: &str,
+    weights: &Path,
+    ds: &Arc<Dataset>,
+    norm: &Normalization,
+    device: Device,
+) -> Result<Vec<f32>> {
+    let want = [ds.len() as i64, ds.num_classes() as i64];
+    if cache.exists() {
+        let t = Tensor::read_npy(cache).with_context(|| format!("reading {}", cache.display()))?;
+        if t.size() == want && t.kind() == Kind::Float {
+            return Ok(Vec::<f32>::try_from(t.view([-1]))?);
+        }
+        bail!(
+            "{} holds {:?} {:?} logits, not [{}, {}] float: it was made for other data; delete it",
+            cache.display(),
+            t.size(),
+            t.kind(),
+            want[0],
+            want[1]
+        );
+    }
+    let z = logits(arch, weights, ds, norm, None, device, 256)?;
+    write_npy(&Tensor::from_slice(&z).view(want), cache)?;
+    Ok(z)
+}
+
 /// Writes `t` as `.npy` to `path` through a temporary file beside it, renamed into place.
 pub fn write_npy(t: &Tensor, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
