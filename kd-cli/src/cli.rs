@@ -242,11 +242,16 @@ pub enum StudyCommand {
     /// teacher's mean entropy on the samples the student gets right, as tables, heatmaps and
     /// report.md.
     KdGrid(StudyArgs),
+    /// "When does KD help?" on less data: runs per δ (classes kept) and ζ (samples kept per
+    /// class), at random or by the teacher's entropy/TLD, for the vanilla, over-, self- and
+    /// under-distillation kinds; accuracy on the test set and on the held-out samples, as the
+    /// paper's Table 4.
+    DataAmount(StudyArgs),
     /// Rebuild a study's report from the jobs that have finished.
     Report(StudyReportArgs),
 }
 
-/// Options of `kd study good-da` and `kd study kd-grid`.
+/// Options of `kd study good-da`, `kd study kd-grid` and `kd study data-amount`.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
     /// The study file: a run config plus a [study] section.

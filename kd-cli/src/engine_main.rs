@@ -27,6 +27,9 @@ fn main() {
         Command::Study(StudyCommand::KdGrid(args)) => {
             torch::study::kd_grid::run_args(&args, cli.quiet)
         }
+        Command::Study(StudyCommand::DataAmount(args)) => {
+            torch::study::data_amount::run_args(&args, cli.quiet)
+        }
         Command::Study(StudyCommand::Report(args)) => torch::study::report_dir(&args.dir),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"

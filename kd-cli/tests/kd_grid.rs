@@ -48,7 +48,7 @@ fn grid_cell(study: &Path, metric: &str, tau: &str, alpha: &str) -> f64 {
 fn a_kd_grid_study_runs_skips_finished_runs_and_reports_the_runs_results() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let teacher = train(d, "teacher", "resnet8", 2);
+    let teacher = train(d, "teacher", "resnet8", 1);
     let file = study_file(d, &teacher);
     let first = ok(kd().args(["study", "kd-grid", "--config"]).arg(&file));
     assert!(first.contains("5 jobs run now, 0 already done"), "{first}");

@@ -12,6 +12,7 @@
 //!   split depends only on the list, never on what is already done;
 //! - rebuilds the analysis from whatever jobs have finished (`kd study report DIR`).
 
+pub mod data_amount;
 pub mod good_da;
 pub mod kd_grid;
 
@@ -328,8 +329,9 @@ pub fn report_dir(dir: &Path) -> Result<()> {
     match kind.as_str() {
         "good-da" => good_da::report_dir(dir, file),
         "kd-grid" => kd_grid::report_dir(dir, file),
+        "data-amount" => data_amount::report_dir(dir, file),
         other => bail!(
-            "{}: study.kind = \"{other}\" (known: good-da, kd-grid)",
+            "{}: study.kind = \"{other}\" (known: good-da, kd-grid, data-amount)",
             dir.join("study.toml").display()
         ),
     }
@@ -462,6 +464,7 @@ mod tests {
                 let laid_out = match kind.as_str() {
                     "good-da" => good_da::GoodDa::new(file).map(|s| s.runs.len()),
                     "kd-grid" => kd_grid::KdGrid::new(file).map(|s| s.cells.len()),
+                    "data-amount" => data_amount::DataAmount::new(file).map(|s| s.runs.len()),
                     other => panic!("{}: kind {other}", f.display()),
                 };
                 let runs = laid_out.unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
@@ -469,7 +472,7 @@ mod tests {
                 kinds.push(kind);
             }
         }
-        for kind in ["good-da", "kd-grid"] {
+        for kind in ["good-da", "kd-grid", "data-amount"] {
             assert!(kinds.iter().any(|k| k == kind), "no shipped {kind} study");
         }
     }
