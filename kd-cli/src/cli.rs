@@ -42,6 +42,10 @@ pub enum Command {
     /// How good stronger DAs are for distillation: the teacher's T. stddev and mean entropy per
     /// scheme (Good-DA-in-KD), as a table, CSV and JSON.
     Goodness(GoodnessArgs),
+    /// Per-sample confidence of several models on one dataset (kd_data's analysis): entropy and
+    /// top logit difference per sample (CSV, .npy), their TLD densities on one plot, ECE, and
+    /// the first model (the teacher) against each other as the 4 cases of right/wrong.
+    Analyze(AnalyzeArgs),
     /// Studies: sets of runs and their analysis; resumable, and shardable across machines.
     #[command(subcommand)]
     Study(StudyCommand),
@@ -271,11 +275,21 @@ pub enum StudyCommand {
     /// distillation per scheme and seed, the correlations of T. stddev with the student's test
     /// loss, a scatter plot and report.md.
     GoodDa(StudyArgs),
+    /// "When does KD help?" for one teacher–student pair: a distillation per α × τ (τ = inf
+    /// included) and per logit loss (KL, MSE, SmoothL1); train and test accuracy and the
+    /// teacher's mean entropy on the samples the student gets right, as tables, heatmaps and
+    /// report.md.
+    KdGrid(StudyArgs),
+    /// "When does KD help?" on less data: runs per δ (classes kept) and ζ (samples kept per
+    /// class), at random or by the teacher's entropy/TLD, for the vanilla, over-, self- and
+    /// under-distillation kinds; accuracy on the test set and on the held-out samples, as the
+    /// paper's Table 4.
+    DataAmount(StudyArgs),
     /// Rebuild a study's report from the jobs that have finished.
     Report(StudyReportArgs),
 }
 
-/// Options of `kd study good-da`.
+/// Options of `kd study good-da`, `kd study kd-grid` and `kd study data-amount`.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
     /// The study file: a run config plus a [study] section.
@@ -294,6 +308,47 @@ pub struct StudyArgs {
 pub struct StudyReportArgs {
     /// The study's directory (it holds study.toml).
     pub dir: PathBuf,
+}
+
+/// Options of `kd analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The models, comma-separated; the first is the teacher of the 4-case table. Each is a
+    /// run's checkpoint (`runs/x/checkpoints/last.safetensors`: the architecture is read from
+    /// the run's config.toml) or ARCH=PATH (`wrn_16_2=student.safetensors`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub models: Vec<String>,
+    /// Names of the models in tables, plots and file names, comma-separated; default: the run's
+    /// name (a run's checkpoint), else the file's stem.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// The data: a dataset folder, `synthetic`, or a run config (.toml, e.g. a run's
+    /// config.toml), whose [data] section (dataset, synthetic size, normalisation) is used.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split (the paper analyses the training set).
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+    /// Normalisation: a preset or `auto`; default: the config's `data.norm` (`auto`).
+    #[arg(long)]
+    pub norm: Option<String>,
+    /// Bins of the TLD density (the reference: 300).
+    #[arg(long, default_value_t = 300)]
+    pub bins: usize,
+    /// The TLD density's range as LO,HI (the reference: --tld-range=-10,20); default: from the
+    /// smallest to the largest TLD of all models.
+    #[arg(long, allow_hyphen_values = true)]
+    pub tld_range: Option<String>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Where to write per_sample.csv, <model>.entropy.npy, <model>.tld.npy, models.csv,
+    /// cases.csv, tld_density.{csv,png,svg} and report.md.
+    #[arg(long, default_value = "runs/analyze")]
+    pub out: PathBuf,
 }
 
 /// Options of `kd models`.

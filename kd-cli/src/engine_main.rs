@@ -19,11 +19,18 @@ fn main() {
         Command::Train(args) => torch::train::run(&args, Mode::Train, cli.quiet),
         Command::Distill(args) => torch::train::run(&args, Mode::Distill, cli.quiet),
         Command::Goodness(args) => torch::goodness::run(&args, cli.quiet),
+        Command::Analyze(args) => torch::analyze::run(&args),
         Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
         Command::Study(StudyCommand::GoodDa(args)) => {
             torch::study::good_da::run_args(&args, cli.quiet)
         }
-        Command::Study(StudyCommand::Report(args)) => torch::study::good_da::report_dir(&args.dir),
+        Command::Study(StudyCommand::KdGrid(args)) => {
+            torch::study::kd_grid::run_args(&args, cli.quiet)
+        }
+        Command::Study(StudyCommand::DataAmount(args)) => {
+            torch::study::data_amount::run_args(&args, cli.quiet)
+        }
+        Command::Study(StudyCommand::Report(args)) => torch::study::report_dir(&args.dir),
         other => Err(anyhow::anyhow!(
             "kd-engine does not run {other:?}; run it through `kd`"
         )),

@@ -27,6 +27,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Train(_)
         | Command::Distill(_)
         | Command::Goodness(_)
+        | Command::Analyze(_)
         | Command::Study(_)
         | Command::DemoTrain(_) => Err(engine::hand_over(std::env::args_os().skip(1).collect())),
     }

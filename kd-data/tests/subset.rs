@@ -188,6 +188,79 @@ fn global_by_score_ignores_classes_and_per_class_balances_them() {
     assert_eq!(counts_per_class(&d, &s), vec![6, 6, 6, 6]);
 }
 
+/// A teacher's entropy and TLD on 18 samples of 3 classes (`i % 3`), written out by hand, with
+/// the picks worked out by hand from kd_data's rule: sort ascending, keep the sorted positions
+/// `[int(n·lower) : int(n·upper)]` of each class (or of all samples, or of the class means).
+const HAND_ENTROPY: [f32; 18] = [
+    0.90, 0.10, 1.50, 0.20, 0.70, 1.20, 0.50, 0.05, 2.00, //
+    0.05, 0.40, 1.80, 0.60, 0.30, 1.10, 0.30, 0.90, 1.40,
+];
+const HAND_TLD: [f32; 18] = [
+    2.0, -1.0, 0.5, 3.0, -0.5, 1.0, 1.5, 4.0, -2.0, //
+    0.2, 2.5, -0.3, -1.5, 0.8, 3.5, 1.2, 0.1, 2.2,
+];
+
+fn hand_pick(spec: SubsetSpec, scores: &[f32]) -> Vec<usize> {
+    Subset::select(&labelled(3, 6), &spec, Some(scores))
+        .unwrap()
+        .indices()
+        .to_vec()
+}
+
+#[test]
+fn entropy_and_tld_quantile_picks_keep_exactly_the_hand_worked_samples() {
+    let half = Quantiles::fraction(0.5);
+    let upper_half = Quantiles::range(0.5, 1.0);
+    // Entropy, per class, lowest half: class 0 {9, 3, 15}, class 1 {7, 1, 13}, class 2
+    // {14, 5, 17} — the most confident samples.
+    assert_eq!(
+        hand_pick(SubsetSpec::by_score(Quantiles::ALL, half), &HAND_ENTROPY),
+        vec![1, 3, 5, 7, 9, 13, 14, 15, 17]
+    );
+    // Entropy, per class, highest half: the rest.
+    assert_eq!(
+        hand_pick(
+            SubsetSpec::by_score(Quantiles::ALL, upper_half),
+            &HAND_ENTROPY
+        ),
+        vec![0, 2, 4, 6, 8, 10, 11, 12, 16]
+    );
+    // Entropy, global, lowest half: the 9 lowest of all 18 (ties 7 and 9 at 0.05, 13 and 15 at
+    // 0.30), none of class 2, whose entropies are all above 1.
+    assert_eq!(
+        hand_pick(
+            SubsetSpec::by_score(Quantiles::ALL, half).with_scope(Scope::Global),
+            &HAND_ENTROPY
+        ),
+        vec![1, 3, 6, 7, 9, 10, 12, 13, 15]
+    );
+    // δ = 1/3 by mean entropy: class 1 (mean 0.408) before class 0 (0.425) and class 2 (1.5).
+    assert_eq!(
+        hand_pick(
+            SubsetSpec::by_score(Quantiles::fraction(1.0 / 3.0), Quantiles::ALL),
+            &HAND_ENTROPY
+        ),
+        vec![1, 4, 7, 10, 13, 16]
+    );
+    assert_eq!(
+        hand_pick(
+            SubsetSpec::by_score(Quantiles::range(2.0 / 3.0, 1.0), Quantiles::ALL),
+            &HAND_ENTROPY
+        ),
+        vec![2, 5, 8, 11, 14, 17]
+    );
+    // TLD ascending is the least confident first: per class lowest half {12, 9, 15},
+    // {1, 4, 16}, {8, 11, 2}; the highest half is the most confident rest.
+    assert_eq!(
+        hand_pick(SubsetSpec::by_score(Quantiles::ALL, half), &HAND_TLD),
+        vec![1, 2, 4, 8, 9, 11, 12, 15, 16]
+    );
+    assert_eq!(
+        hand_pick(SubsetSpec::by_score(Quantiles::ALL, upper_half), &HAND_TLD),
+        vec![0, 3, 5, 6, 7, 10, 13, 14, 17]
+    );
+}
+
 #[test]
 fn global_random_holds_out_the_rounded_count() {
     let d = labelled(7, 100);

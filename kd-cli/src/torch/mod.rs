@@ -1,5 +1,6 @@
 //! The commands that need libtorch; compiled into `kd-engine` only.
 
+pub mod analyze;
 pub mod convert;
 pub mod demo;
 pub mod eval;

@@ -22,7 +22,9 @@
 //! …
 //! ```
 
-use super::{Job, Shard, StudyFile, TrainJob, check_study_keys, run_jobs, study_key};
+use super::{
+    Job, Shard, StudyFile, TrainJob, check_study_keys, read_last_row, run_jobs, study_key,
+};
 use anyhow::{Context, Result, bail};
 use kd_core::goodness::{Goodness, GoodnessConfig, Quiet};
 use kd_core::train::Mode;
@@ -185,17 +187,9 @@ impl GoodDa {
         jobs
     }
 
-    /// Writes `study.toml` (the study section and the resolved base) so that `kd study report`
-    /// finds the layout again.
+    /// Writes `study.toml` so that `kd study report` finds the layout again.
     pub fn save_layout(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let mut text = String::from("[study]\n");
-        text.push_str(&toml::to_string(&self.file.study)?);
-        text.push('\n');
-        text.push_str(&self.file.base_text);
-        kd_core::train::state::write_atomic(&self.dir.join("study.toml"), text.as_bytes())?;
-        Ok(())
+        super::save_layout(&self.dir, &self.file)
     }
 }
 
@@ -343,75 +337,29 @@ impl GoodDa {
     }
 }
 
-/// The last row of a run's `metrics.jsonl`.
-fn read_last_row(dir: &Path) -> Result<Option<EpochRow>> {
-    let path = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    match text.lines().rev().find(|l| !l.trim().is_empty()) {
-        None => Ok(None),
-        Some(line) => {
-            Ok(Some(serde_json::from_str(line).with_context(|| {
-                format!("{}: bad line", path.display())
-            })?))
-        }
-    }
-}
-
 /// Runs the shard's part of a good-DA study, then writes the report from what exists.
 pub fn run(file: StudyFile, shard: Shard, quiet: bool) -> Result<()> {
     let study = std::rc::Rc::new(GoodDa::new(file)?);
     study.save_layout()?;
     let jobs = study.jobs();
     let p = run_jobs(&jobs, shard, quiet)?;
-    println!(
-        "study {}: {} jobs run now, {} already done, {} for other shards{}",
-        study.dir.display(),
-        p.ran.len(),
-        p.done.len(),
-        p.others.len(),
-        if p.waiting.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", {} waiting ({})",
-                p.waiting.len(),
-                p.waiting
-                    .iter()
-                    .map(|(j, n)| format!("{j} needs {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
+    super::print_pass(&study.dir, &p);
     report::write(&study)
 }
 
 /// `kd study good-da`: reads the file and the shard, then [`run`].
 pub fn run_args(args: &kd_cli::cli::StudyArgs, quiet: bool) -> Result<()> {
-    let shard = match &args.shard {
-        Some(s) => Shard::parse(s)?,
-        None => Shard::ALL,
-    };
-    run(StudyFile::read(&args.config, &args.set)?, shard, quiet)
+    run(
+        StudyFile::read(&args.config, &args.set)?,
+        super::shard_arg(args)?,
+        quiet,
+    )
 }
 
-/// Rebuilds the report of the study in `dir`.
-pub fn report_dir(dir: &Path) -> Result<()> {
-    let file = StudyFile::read(&dir.join("study.toml"), &[])?;
+/// Rebuilds the report of the study in `dir` from its layout `file` (its `study.toml`).
+pub fn report_dir(dir: &Path, file: StudyFile) -> Result<()> {
     let study = GoodDa::new(file)?;
-    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if !same(&study.dir, dir) {
-        // The study was moved: the layout is relative to where it was made.
-        bail!(
-            "{} says the study lives in {}; run `kd study report` from the directory it was started in",
-            dir.join("study.toml").display(),
-            study.dir.display()
-        );
-    }
+    super::check_location(&study.dir, dir)?;
     report::write(&study)
 }
 

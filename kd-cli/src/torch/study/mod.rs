@@ -12,12 +12,14 @@
 //!   split depends only on the list, never on what is already done;
 //! - rebuilds the analysis from whatever jobs have finished (`kd study report DIR`).
 
+pub mod data_amount;
 pub mod good_da;
+pub mod kd_grid;
 
 use super::train::Progress;
 use anyhow::{Context, Result, bail};
 use kd_core::config::{ConfigSource, RunConfig};
-use kd_core::train::state::TrainState;
+use kd_core::train::state::{EpochRow, TrainState};
 use kd_core::train::{Mode, Session};
 use std::path::{Path, PathBuf};
 
@@ -256,6 +258,117 @@ pub fn check_study_keys(study: &toml::Table, known: &[&str], origin: &str) -> Re
     Ok(())
 }
 
+/// The shard `--shard` names, or the whole study.
+pub fn shard_arg(args: &kd_cli::cli::StudyArgs) -> Result<Shard> {
+    match &args.shard {
+        Some(s) => Shard::parse(s),
+        None => Ok(Shard::ALL),
+    }
+}
+
+/// Writes `<dir>/study.toml` (the `[study]` section and the resolved base config), so that
+/// `kd study report DIR` finds the layout again.
+pub fn save_layout(dir: &Path, file: &StudyFile) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut text = String::from("[study]\n");
+    text.push_str(&toml::to_string(&file.study)?);
+    text.push('\n');
+    text.push_str(&file.base_text);
+    kd_core::train::state::write_atomic(&dir.join("study.toml"), text.as_bytes())?;
+    Ok(())
+}
+
+/// Prints what a pass of the runner did.
+pub fn print_pass(dir: &Path, p: &Progressed) {
+    println!(
+        "study {}: {} jobs run now, {} already done, {} for other shards{}",
+        dir.display(),
+        p.ran.len(),
+        p.done.len(),
+        p.others.len(),
+        if p.waiting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} waiting ({})",
+                p.waiting.len(),
+                p.waiting
+                    .iter()
+                    .map(|(j, n)| format!("{j} needs {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+}
+
+/// Fails unless `layout_dir` (where a study's `study.toml` says it lives) is `dir`: the layout
+/// is relative to the directory the study was started in.
+pub fn check_location(layout_dir: &Path, dir: &Path) -> Result<()> {
+    let same = match (
+        std::fs::canonicalize(layout_dir),
+        std::fs::canonicalize(dir),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        bail!(
+            "{} says the study lives in {}; run `kd study report` from the directory it was started in",
+            dir.join("study.toml").display(),
+            layout_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `kd study report DIR`: rebuilds the report of the study in `dir`, whatever its kind.
+pub fn report_dir(dir: &Path) -> Result<()> {
+    let file = StudyFile::read(&dir.join("study.toml"), &[])?;
+    let kind: String = study_key(&file.study, "kind", String::new())?;
+    match kind.as_str() {
+        "good-da" => good_da::report_dir(dir, file),
+        "kd-grid" => kd_grid::report_dir(dir, file),
+        "data-amount" => data_amount::report_dir(dir, file),
+        other => bail!(
+            "{}: study.kind = \"{other}\" (known: good-da, kd-grid, data-amount)",
+            dir.join("study.toml").display()
+        ),
+    }
+}
+
+/// Every row of a run's `metrics.jsonl`, in order.
+pub fn read_history(dir: &Path) -> Result<Vec<EpochRow>> {
+    let path = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).with_context(|| format!("{}: bad line", path.display()))
+        })
+        .collect()
+}
+
+/// The last row of a run's `metrics.jsonl`.
+pub fn read_last_row(dir: &Path) -> Result<Option<EpochRow>> {
+    Ok(read_history(dir)?.pop())
+}
+
+/// A number as it appears in a run's name: `0.1`, `1`, `inf`.
+pub fn name_number(v: f64) -> String {
+    if v.is_infinite() {
+        "inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A number as a TOML value for `--set`: `0.1`, `1.0`, `inf` (always a float).
+pub fn toml_number(v: f64) -> String {
+    format!("{v:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +442,39 @@ mod tests {
         let jobs: Vec<Box<dyn Job>> = vec![Box::new(a.clone()), Box::new(b.clone())];
         let p = run_jobs(&jobs, Shard { index: 1, count: 2 }, true).unwrap();
         assert_eq!(p.waiting, vec![("b".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn every_shipped_study_lays_out() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut kinds = Vec::new();
+        for sub in std::fs::read_dir(&root).unwrap() {
+            let sub = sub.unwrap().path();
+            if !sub.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap().path();
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                if f.extension().is_none_or(|e| e != "toml") || !text.contains("[study]") {
+                    continue;
+                }
+                let file = StudyFile::read(&f, &[]).unwrap();
+                let kind: String = study_key(&file.study, "kind", String::new()).unwrap();
+                let laid_out = match kind.as_str() {
+                    "good-da" => good_da::GoodDa::new(file).map(|s| s.runs.len()),
+                    "kd-grid" => kd_grid::KdGrid::new(file).map(|s| s.cells.len()),
+                    "data-amount" => data_amount::DataAmount::new(file).map(|s| s.runs.len()),
+                    other => panic!("{}: kind {other}", f.display()),
+                };
+                let runs = laid_out.unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                assert!(runs > 0, "{}", f.display());
+                kinds.push(kind);
+            }
+        }
+        for kind in ["good-da", "kd-grid", "data-amount"] {
+            assert!(kinds.iter().any(|k| k == kind), "no shipped {kind} study");
+        }
     }
 
     #[test]
