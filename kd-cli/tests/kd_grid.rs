@@ -1,8 +1,7 @@
 //! `kd study kd-grid` as a user runs it: a 2 × 2 α × τ grid (τ = inf included) plus an MSE
-//! run, on a small synthetic dataset; a second start skips every finished run; the grids behind
-//! the heatmaps equal the runs' own results, and the entropy measurement agrees with
-//! `kd analyze` of the same teacher and student.
-
+//! run, on a small synthetic dataset; a second start skips every finished run and completes one
+//! cut short after its checkpoint; the grids behind the heatmaps equal the runs' own results,
+//! and the entropy measurement agrees with `kd analyze` of the same teacher and student.
 mod common;
 
 use common::{Csv, DATA, kd, last_test_top1, ok, train};
@@ -159,6 +158,27 @@ fn a_kd_grid_study_runs_skips_finished_runs_and_reports_the_runs_results() {
     let again = ok(kd().args(["study", "kd-grid", "--config"]).arg(&file));
     assert!(again.contains("0 jobs run now, 5 already done"), "{again}");
     let before = std::fs::read_to_string(study.join("results.csv")).unwrap();
+
+    // A run killed after its last checkpoint but before its weights and metrics were written is
+    // not done: started again, it restores both from the checkpoint, to the same results.
+    let cut = runs.join("mse_seed0");
+    let weights = std::fs::read(cut.join("checkpoints/last.safetensors")).unwrap();
+    std::fs::remove_file(cut.join("metrics.jsonl")).unwrap();
+    std::fs::remove_file(cut.join("checkpoints/last.safetensors")).unwrap();
+    let repaired = ok(kd().args(["study", "kd-grid", "--config"]).arg(&file));
+    assert!(
+        repaired.contains("1 jobs run now, 4 already done"),
+        "{repaired}"
+    );
+    assert_eq!(
+        std::fs::read(cut.join("checkpoints/last.safetensors")).unwrap(),
+        weights
+    );
+    assert_eq!(
+        std::fs::read_to_string(study.join("results.csv")).unwrap(),
+        before
+    );
+
     std::fs::remove_file(study.join("results.csv")).unwrap();
     ok(kd().args(["study", "report"]).arg(&study));
     assert_eq!(

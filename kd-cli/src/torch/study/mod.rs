@@ -69,15 +69,28 @@ impl Job for TrainJob {
         &self.name
     }
 
+    /// The last checkpoint has every epoch, and so has `metrics.jsonl`, the last file an epoch
+    /// writes (after the state and the weights): a process killed between those writes leaves a
+    /// run that is not done yet.
     fn is_done(&self) -> bool {
-        self.epochs_done() >= self.config.run.epochs
+        let epochs = self.config.run.epochs;
+        self.epochs_done() >= epochs
+            && read_history(&self.dir()).is_ok_and(|rows| rows.len() >= epochs)
     }
 
     fn run(&self, quiet: bool) -> Result<()> {
         let mut session = Session::prepare(&self.config, self.mode, true)?;
+        // A run whose state has every epoch but whose last files were cut short: resuming trains
+        // nothing and rewrites the metrics; the weights come from the restored state here.
+        let trained = session.epochs_done() >= self.config.run.epochs;
         session
             .run(&mut Progress::new(quiet))
             .with_context(|| format!("run {}", self.dir().display()))?;
+        if trained {
+            let path = session.dir().weights("last");
+            kd_core::checkpoint::save_safetensors_for_pytorch(session.student_vars(), &path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(())
     }
 }
