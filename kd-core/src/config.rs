@@ -5,6 +5,9 @@
 //! are errors that name them and suggest the nearest valid one; a value of the wrong type is an
 //! error that shows the offending line. The resolved config is what a run directory stores.
 //!
+//! `loss.distiller` selects one of RepDistiller's feature distillers ([`crate::distill`]); with
+//! one, γ, α and β default to the reference's run script for the method (see [`LossSection`]).
+//!
 //! | preset | recipe |
 //! |---|---|
 //! | `repdistiller` (default) | SGD lr 0.05 (0.01 for MobileNetV2/ShuffleV1/ShuffleV2 students unless `optim.lr` is set), momentum 0.9, wd 5e-4 on every parameter, batch 64, 240 epochs, ×0.1 at 150/180/210; loss 0.1·CE + 0.9·KL(T = 4) |

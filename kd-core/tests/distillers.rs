@@ -498,3 +498,71 @@ fn crd_relax_positives_are_same_class_and_rows_follow_the_subset() {
     let e = ContrastSampler::new(&[0, 3, 6], &labels, 2, CrdMode::Exact).unwrap_err();
     assert!(e.to_string().contains("one class"), "{e}");
 }
+
+#[test]
+fn every_shipped_distiller_config_applies_to_its_pair() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut n = 0;
+    let mut known: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
+    for sub in std::fs::read_dir(&root).unwrap() {
+        let sub = sub.unwrap().path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&sub).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let mut table: toml::Table = std::fs::read_to_string(&f).unwrap().parse().unwrap();
+            table.remove("study");
+            let cfg = kd_core::config::ConfigSource {
+                file: Some((f.display().to_string(), toml::to_string(&table).unwrap())),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let method = cfg.loss.distiller;
+            if method == Method::None {
+                continue;
+            }
+            // The reference script's β for the method, as each file says.
+            assert_eq!(
+                cfg.loss.beta,
+                Some(method.default_beta()),
+                "{}",
+                f.display()
+            );
+            let model = kd_core::models::ModelConfig::default();
+            let teacher = cfg.model.teacher.clone().expect("a teacher");
+            let mut shapes = |name: &str| {
+                // summarize's shapes are of a batch of one.
+                let s = known.entry(name.to_string()).or_insert_with(|| {
+                    kd_core::models::summarize(name, &model)
+                        .unwrap()
+                        .feature_shapes
+                });
+                s.iter().map(|f| f[1..].to_vec()).collect::<Vec<_>>()
+            };
+            let (ss, ts) = (shapes(&cfg.model.student), shapes(&teacher));
+            let params = cfg.loss.params();
+            let setup = Setup {
+                method,
+                params: &params,
+                student: &cfg.model.student,
+                teacher: &teacher,
+                student_shapes: &ss,
+                teacher_shapes: &ts,
+                train_samples: 50_000,
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            distill::build(&setup, &vs.root()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            n += 1;
+        }
+    }
+    assert!(
+        n >= 15,
+        "found {n} distiller configs under {}",
+        root.display()
+    );
+}
