@@ -101,6 +101,7 @@ impl Pair {
             y,
             aug,
             false,
+            None,
         );
         self.sgd.zero_grad();
         out.loss.backward();

@@ -260,6 +260,10 @@ pub struct TrainArgs {
     /// Override one key, e.g. `--set optim.lr=0.1 --set model.student=resnet20` (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<String>,
+    /// kd distill: RepDistiller's feature distiller with its run-script weights (fitnet, at, sp,
+    /// cc, vid, rkd, pkt, ab, ft, fsp, nst, crd), as `--set loss.distiller=NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub distiller: Option<String>,
     /// Continue the run in the run directory from its last checkpoint.
     #[arg(long)]
     pub resume: bool,

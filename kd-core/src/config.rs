@@ -5,11 +5,20 @@
 //! are errors that name them and suggest the nearest valid one; a value of the wrong type is an
 //! error that shows the offending line. The resolved config is what a run directory stores.
 //!
+//! `loss.distiller` selects one of RepDistiller's feature distillers ([`crate::distill`]); with
+//! one, γ, α and β default to the reference's run script for the method (see [`LossSection`]).
+//!
 //! | preset | recipe |
 //! |---|---|
 //! | `repdistiller` (default) | SGD lr 0.05 (0.01 for MobileNetV2/ShuffleV1/ShuffleV2 students unless `optim.lr` is set), momentum 0.9, wd 5e-4 on every parameter, batch 64, 240 epochs, ×0.1 at 150/180/210; loss 0.1·CE + 0.9·KL(T = 4) |
 //! | `kd-data` | Nesterov SGD lr 0.1, momentum 0.9, wd 5e-4 on parameters of 2+ dimensions only, batch 128, 200 epochs, ×0.1 at 100/150; loss (1−α)·CE + α·KL with kd_data's defaults α = 0.1, τ = 1 (`loss.ce = "1-kd"`) |
 
+use crate::distill::ab::AbParams;
+use crate::distill::cc::CcParams;
+use crate::distill::crd::CrdParams;
+use crate::distill::fitnet::FitnetParams;
+use crate::distill::rkd::RkdParams;
+use crate::distill::{self, Method};
 use kd_augment::pipeline::closest;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -282,7 +291,13 @@ pub enum LossKind {
     SmoothL1,
 }
 
-/// `[loss]`: γ·CE(S(x), y) + α·(w₀·KD(S(x), T(x)) + w₁·CE(S(x′), y′) + w₂·KD(S(x′), T(x′))).
+/// `[loss]`: γ·CE(S(x), y) + α·(w₀·KD(S(x), T(x)) + w₁·CE(S(x′), y′) + w₂·KD(S(x′), T(x′)))
+/// + β·distiller(S(x), T(x)).
+///
+/// With a distiller (`distiller` other than `none`), γ, α and β default to the reference's run
+/// script for the method: γ = 1, α = 0 and β = [`Method::default_beta`], unless the file or a
+/// `--set` gives them (a preset's γ and α do not count: `kd distill --set loss.distiller=fitnet`
+/// is RepDistiller's FitNet line whatever the preset).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossSection {
@@ -297,6 +312,52 @@ pub struct LossSection {
     pub temperature: f64,
     /// `kl`, `mse` or `smooth_l1`.
     pub kind: LossKind,
+    /// RepDistiller's feature distiller: `none`, `fitnet`, `at`, `sp`, `cc`, `vid`, `rkd`, `pkt`,
+    /// `ab`, `ft`, `fsp`, `nst` or `crd` (the reference's names `hint`, `attention`, … too).
+    pub distiller: Method,
+    /// β, the distiller's weight (absent: the reference's for the method).
+    pub beta: Option<f64>,
+    /// Epochs of the init stage of AB, FT and FSP (the reference's `--init_epochs`).
+    pub init_epochs: usize,
+    /// The init stage's constant learning rate (absent: the reference's, 0.01 for FT with a
+    /// `resnet*`/`wrn_*` student, else `optim.lr`).
+    pub init_lr: Option<f64>,
+    /// `[loss.fitnet]`.
+    pub fitnet: FitnetParams,
+    /// `[loss.cc]`.
+    pub cc: CcParams,
+    /// `[loss.rkd]`.
+    pub rkd: RkdParams,
+    /// `[loss.ab]`.
+    pub ab: AbParams,
+    /// `[loss.crd]`.
+    pub crd: CrdParams,
+}
+
+impl LossSection {
+    /// Every method's parameters, as the distillers take them.
+    pub fn params(&self) -> distill::Params {
+        distill::Params {
+            fitnet: self.fitnet,
+            cc: self.cc,
+            rkd: self.rkd,
+            ab: self.ab,
+            crd: self.crd,
+        }
+    }
+
+    /// The init stage's learning rate for `student` at base rate `lr`.
+    pub fn init_lr(&self, student: &str, lr: f64) -> f64 {
+        self.init_lr.unwrap_or(
+            if self.distiller == Method::Ft
+                && (student.starts_with("resnet") || student.starts_with("wrn_"))
+            {
+                0.01
+            } else {
+                lr
+            },
+        )
+    }
 }
 
 impl Default for LossSection {
@@ -307,6 +368,15 @@ impl Default for LossSection {
             aug: [1.0, 0.0, 1.0],
             temperature: 4.0,
             kind: LossKind::Kl,
+            distiller: Method::None,
+            beta: None,
+            init_epochs: 30,
+            init_lr: None,
+            fitnet: FitnetParams::default(),
+            cc: CcParams::default(),
+            rkd: RkdParams::default(),
+            ab: AbParams::default(),
+            crd: CrdParams::default(),
         }
     }
 }
@@ -502,9 +572,27 @@ impl ConfigSource {
         {
             cfg.optim.lr = 0.01;
         }
+        apply_distiller_defaults(&mut cfg, &explicit);
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// A distiller's weights from the reference's run script, where the file and `--set` leave
+/// them: γ = 1, α = 0, β = the method's (see [`LossSection`]).
+fn apply_distiller_defaults(cfg: &mut RunConfig, explicit: &Table) {
+    let l = &mut cfg.loss;
+    if l.distiller == Method::None {
+        return;
+    }
+    let given = |key: &str| explicit.get("loss").and_then(|t| t.get(key)).is_some();
+    if !given("ce") {
+        l.ce = CeWeight::Fixed(1.0);
+    }
+    if !given("kd") {
+        l.kd = 0.0;
+    }
+    l.beta.get_or_insert(l.distiller.default_beta());
 }
 
 /// The overlay of preset `name`.
@@ -540,6 +628,11 @@ fn schema_config() -> RunConfig {
         augment: AugmentSection {
             strong: Some(String::new()),
             ..AugmentSection::default()
+        },
+        loss: LossSection {
+            beta: Some(0.0),
+            init_lr: Some(0.0),
+            ..LossSection::default()
         },
         model: ModelSection {
             teacher: Some(String::new()),
@@ -736,6 +829,7 @@ impl RunConfig {
         if l.aug.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return invalid("loss.aug", &format!("{:?}", l.aug), "weights must be ≥ 0");
         }
+        self.validate_distiller()?;
         let o = &self.optim;
         for (key, v) in [
             ("optim.lr", o.lr),
@@ -806,6 +900,64 @@ impl RunConfig {
                 &"(missing)",
                 "a teacher needs both model.teacher and model.teacher_weights",
             );
+        }
+        Ok(())
+    }
+
+    /// The distiller's weight and parameters.
+    fn validate_distiller(&self) -> Result<()> {
+        let invalid = |key: &str, value: &dyn fmt::Display, why: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                value: value.to_string(),
+                why: why.into(),
+            })
+        };
+        let l = &self.loss;
+        match l.beta {
+            Some(b) if l.distiller == Method::None => {
+                return invalid(
+                    "loss.beta",
+                    &b,
+                    "weighs the distiller, but loss.distiller is \"none\"",
+                );
+            }
+            Some(b) if !b.is_finite() || b < 0.0 => {
+                return invalid("loss.beta", &b, "must be a finite number ≥ 0");
+            }
+            _ => {}
+        }
+        if let Some(lr) = l.init_lr
+            && (!lr.is_finite() || lr <= 0.0)
+        {
+            return invalid("loss.init_lr", &lr, "must be a finite number > 0");
+        }
+        let c = &l.crd;
+        for (key, v) in [
+            ("loss.crd.feat_dim", c.feat_dim),
+            ("loss.cc.feat_dim", l.cc.feat_dim),
+        ] {
+            if v < 1 {
+                return invalid(key, &v, "must be at least 1");
+            }
+        }
+        if c.nce_k == 0 {
+            return invalid("loss.crd.nce_k", &0, "must be at least 1");
+        }
+        if !c.nce_t.is_finite() || c.nce_t <= 0.0 {
+            return invalid("loss.crd.nce_t", &c.nce_t, "must be a finite number > 0");
+        }
+        if !(0.0..=1.0).contains(&c.nce_m) {
+            return invalid("loss.crd.nce_m", &c.nce_m, "must be in [0, 1]");
+        }
+        for (key, v) in [
+            ("loss.rkd.w_d", l.rkd.w_d),
+            ("loss.rkd.w_a", l.rkd.w_a),
+            ("loss.ab.margin", l.ab.margin),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return invalid(key, &v, "must be a finite number ≥ 0");
+            }
         }
         Ok(())
     }
@@ -961,6 +1113,87 @@ mod tests {
             }
         }
         assert!(n >= 11, "found {n} configs in {}", dir.display());
+    }
+
+    #[test]
+    fn a_distiller_takes_the_reference_scripts_weights() {
+        let c = resolve("", &["loss.distiller=fitnet"]).unwrap();
+        assert_eq!(c.loss.distiller, Method::Fitnet);
+        assert_eq!(
+            (c.loss.ce, c.loss.kd, c.loss.beta),
+            (CeWeight::Fixed(1.0), 0.0, Some(100.0))
+        );
+        // The reference's names, and CRD+KD's `-a 1 -b 0.8`.
+        let c = resolve("[loss]\ndistiller = \"correlation\"\n", &[]).unwrap();
+        assert_eq!((c.loss.distiller, c.loss.beta), (Method::Cc, Some(0.02)));
+        let c = resolve("", &["loss.distiller=crd", "loss.kd=1"]).unwrap();
+        assert_eq!(
+            (c.loss.ce, c.loss.kd, c.loss.beta),
+            (CeWeight::Fixed(1.0), 1.0, Some(0.8))
+        );
+        // A preset's weights give way; the file's do not.
+        let c = resolve("[run]\npreset = \"kd-data\"\n", &["loss.distiller=pkt"]).unwrap();
+        assert_eq!((c.loss.ce, c.loss.kd), (CeWeight::Fixed(1.0), 0.0));
+        let c = resolve("[loss]\nce = 0.5\nbeta = 7\n", &["loss.distiller=at"]).unwrap();
+        assert_eq!(
+            (c.loss.ce, c.loss.kd, c.loss.beta),
+            (CeWeight::Fixed(0.5), 0.0, Some(7.0))
+        );
+        // Without a distiller nothing changes.
+        let c = resolve("", &[]).unwrap();
+        assert_eq!((c.loss.distiller, c.loss.beta), (Method::None, None));
+        // Method parameters, and the resolved config round-trips.
+        let c = resolve(
+            "[loss.crd]\nnce_k = 256\nmode = \"relax\"\n",
+            &["loss.distiller=crd", "loss.fitnet.hint_layer=3"],
+        )
+        .unwrap();
+        assert_eq!(c.loss.crd.nce_k, 256);
+        assert_eq!(c.loss.crd.mode, crate::distill::crd::CrdMode::Relax);
+        assert_eq!(c.loss.fitnet.hint_layer, 3);
+        let again: RunConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn bad_distiller_settings_are_named() {
+        let e = resolve("", &["loss.distiller=fitnett"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fitnett") && e.contains("fitnet"), "{e}");
+        let e = resolve("", &["loss.beta=3"]).unwrap_err().to_string();
+        assert!(e.contains("loss.beta") && e.contains("\"none\""), "{e}");
+        let e = resolve("", &["loss.distiller=at", "loss.beta=-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loss.beta = -1"), "{e}");
+        let e = resolve("", &["loss.crd.nce_t=0"]).unwrap_err().to_string();
+        assert!(e.contains("loss.crd.nce_t"), "{e}");
+        let e = resolve("", &["loss.crd.nce_m=1.5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loss.crd.nce_m"), "{e}");
+        let e = resolve("", &["loss.crd.mode=loose"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loose") && e.contains("relax"), "{e}");
+        let e = resolve("", &["loss.crd.nce_kk=3"]).unwrap_err().to_string();
+        assert!(e.contains("loss.crd.nce_kk") && e.contains("nce_k"), "{e}");
+        let e = resolve("", &["loss.init_lr=0"]).unwrap_err().to_string();
+        assert!(e.contains("loss.init_lr"), "{e}");
+    }
+
+    #[test]
+    fn the_init_stage_rate_is_the_references() {
+        let c = resolve("", &["loss.distiller=ft"]).unwrap();
+        assert_eq!(c.loss.init_lr("resnet8x4", c.optim.lr), 0.01);
+        assert_eq!(c.loss.init_lr("wrn_16_2", c.optim.lr), 0.01);
+        assert_eq!(c.loss.init_lr("vgg8", c.optim.lr), 0.05);
+        let c = resolve("", &["loss.distiller=ab"]).unwrap();
+        assert_eq!(c.loss.init_lr("resnet8x4", c.optim.lr), 0.05);
+        let c = resolve("", &["loss.distiller=ft", "loss.init_lr=0.2"]).unwrap();
+        assert_eq!(c.loss.init_lr("resnet8x4", c.optim.lr), 0.2);
+        assert_eq!(c.loss.init_epochs, 30);
     }
 
     #[test]

@@ -21,11 +21,12 @@ pub fn run(args: &TrainArgs, mode: Mode, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The config of `args`: file, preset, overrides.
+/// The config of `args`: file, preset, overrides (`--distiller` first, so a `--set` wins).
 pub fn resolve(args: &TrainArgs) -> Result<RunConfig> {
+    let distiller = args.distiller.iter().map(|d| format!("loss.distiller={d}"));
     let mut source = ConfigSource {
         preset: args.preset.clone(),
-        overrides: args.set.clone(),
+        overrides: distiller.chain(args.set.iter().cloned()).collect(),
         ..ConfigSource::default()
     };
     if let Some(path) = &args.config {

@@ -146,6 +146,29 @@ pub fn conv2d(
     }
 }
 
+/// A 2-D transposed convolution `c_in → c_out`, kernel `k`, with `stride`, `padding` and a bias,
+/// initialised as PyTorch's `nn.ConvTranspose2d`: weight and bias U(±1/√fan_in) with PyTorch's
+/// fan_in of a transposed weight `[c_in, c_out, k, k]`, i.e. `c_out·k²`.
+pub fn conv_transpose2d(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+) -> nn::ConvTranspose2D {
+    let b = torch_default_bound(c_out * k * k);
+    let cfg = nn::ConvTransposeConfig {
+        stride,
+        padding,
+        bias: true,
+        ws_init: Init::Uniform { lo: -b, up: b },
+        bs_init: Init::Uniform { lo: -b, up: b },
+        ..Default::default()
+    };
+    nn::conv_transpose2d(p, c_in, c_out, k, cfg)
+}
+
 /// BatchNorm2d with PyTorch's defaults: weight 1, bias 0, momentum 0.1, eps 1e-5.
 pub fn batch_norm2d(p: nn::Path, c: i64) -> nn::BatchNorm {
     nn::batch_norm2d(p, c, bn_config(true))

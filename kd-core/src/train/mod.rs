@@ -9,21 +9,30 @@
 //! stops the run naming the epoch and step; the last checkpoint, from the last finished epoch,
 //! stays as it was.
 //!
-//! Randomness: `tch::manual_seed(seed)` before the student is built (initialisation); the
-//! loader's order and standard DA from (seed, epoch, index); the stronger DA from (seed, epoch,
-//! step). Nothing else draws, so a run resumed from the end of epoch e continues exactly as the
+//! With a feature distiller (`loss.distiller`), its modules are trained by the same SGD and saved
+//! in the checkpoints, CRD's positives and negatives are drawn on the batch thread, and a
+//! two-stage method (AB, FT, FSP) runs its init stage first, checkpointed after each init epoch
+//! ([`distiller`]).
+//!
+//! Randomness: `tch::manual_seed(seed)` before the student is built (initialisation of the
+//! student, then of the distiller's modules); the loader's order and standard DA from (seed,
+//! epoch, index); the stronger DA and CRD's draws from (seed, epoch, step). Nothing else draws,
+//! so a run resumed from the end of epoch e (or init epoch e) continues exactly as the
 //! uninterrupted run.
 
+mod distiller;
 pub mod objective;
 pub mod state;
 
 use crate::amp::{GradScaler, GradScalerConfig};
 use crate::checkpoint::{self, CheckpointError, LoadOptions};
 use crate::config::{CeWeight, ConfigError, LossKind, RunConfig};
+use crate::distill::{self, DistillError, Method};
 use crate::loss::{KdKind, KdLoss};
 use crate::models::{self, Model, ModelConfig, ModelError};
-use crate::optim::{Sgd, SgdConfig};
+use crate::optim::Sgd;
 use crate::schedule::{LrSchedule, Schedule};
+use distiller::{DistillState, InitEpoch};
 use kd_augment::Rng;
 use kd_augment::normalize::Normalize;
 use kd_augment::rng::domain;
@@ -33,7 +42,7 @@ use kd_data::loader::{Batch, BatchImages, Loader, LoaderConfig, OutputFormat};
 use kd_data::subset::Subset;
 use kd_data::synthetic::{self, SyntheticConfig};
 use kd_data::{Dataset, Normalization, Split};
-use objective::{AugBatch, Objective};
+use objective::{AugBatch, DistillStep, Objective};
 use state::{EpochRow, Meta, RunDir, StateError, TrainState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -125,6 +134,21 @@ pub enum TrainError {
         /// What the last good checkpoint is.
         checkpoint: String,
     },
+    /// A NaN or infinite loss in a two-stage distiller's init stage.
+    #[error(
+        "the init-stage loss is {value} at init epoch {epoch}, step {step}: training stopped; the last checkpoint is left as it was"
+    )]
+    InitNonFinite {
+        /// 1-based init epoch.
+        epoch: usize,
+        /// 0-based step within it.
+        step: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A distiller that does not apply to the pair or the data.
+    #[error(transparent)]
+    Distill(#[from] DistillError),
     /// An optimizer or loss-scaler state that does not fit.
     #[error("{0}")]
     Optim(String),
@@ -212,6 +236,7 @@ pub struct Session {
     student_vs: nn::VarStore,
     student: Box<dyn Model>,
     teacher: Option<(nn::VarStore, Box<dyn Model>)>,
+    distill: Option<DistillState>,
     objective: Objective,
     sgd: Sgd,
     schedule: LrSchedule,
@@ -366,18 +391,29 @@ impl Session {
 
         let objective = objective(&cfg, mode)?;
         let o = &cfg.optim;
-        let sgd = Sgd::from_var_store(
-            &student_vs,
-            SgdConfig {
-                lr: o.lr,
-                momentum: o.momentum,
-                dampening: o.dampening,
-                nesterov: o.nesterov,
-                weight_decay: o.weight_decay,
-                no_decay_1d: o.no_decay_1d,
-            },
-        )
-        .map_err(|e| setting("optim", e.to_string()))?;
+        let mut sgd = Sgd::from_var_store(&student_vs, distiller::sgd_config(&cfg))
+            .map_err(|e| setting("optim", e.to_string()))?;
+        let distill = match (cfg.loss.distiller, &teacher) {
+            (Method::None, _) => None,
+            (m, None) => {
+                return Err(setting(
+                    "loss.distiller",
+                    format!(
+                        "\"{m}\" distils a teacher's features; kd train has no teacher (use kd distill)"
+                    ),
+                ));
+            }
+            (_, Some((_, t))) => Some(DistillState::build(
+                &cfg,
+                student.as_ref(),
+                &student_vs,
+                t.as_ref(),
+                model_cfg.input_size,
+                device,
+                &train,
+                &mut sgd,
+            )?),
+        };
         let s = &cfg.schedule;
         let schedule = LrSchedule::new(
             o.lr,
@@ -408,6 +444,8 @@ impl Session {
             meta: Meta {
                 format: state::FORMAT.into(),
                 epoch: 0,
+                init_epoch: 0,
+                init_history: Vec::new(),
                 epochs: cfg.run.epochs,
                 seed: cfg.run.seed,
                 best_top1: f64::NEG_INFINITY,
@@ -425,6 +463,7 @@ impl Session {
             student_vs,
             student,
             teacher,
+            distill,
             objective,
             sgd,
             schedule,
@@ -520,14 +559,34 @@ impl Session {
         }
     }
 
-    /// Puts a saved state into the session.
+    /// Puts a saved state into the session. Its optimizer buffers are the init stage's while
+    /// the run is in it, the main stage's once a main epoch is done; a run between the stages
+    /// starts the main stage's SGD afresh, as the reference builds it after the init stage.
     fn restore(&mut self, saved: TrainState, path: &std::path::Path) -> Result<()> {
-        let state = checkpoint::StateDict::new(path.display().to_string(), saved.model);
+        let origin = path.display().to_string();
+        let state = checkpoint::StateDict::new(origin.clone(), saved.model);
         checkpoint::load_into(&self.student_vs, &state, LoadOptions::default())
             .map_err(StateError::from)?;
-        self.sgd
-            .load_state(&saved.optim)
-            .map_err(|e| TrainError::Optim(format!("{}: {e}", path.display())))?;
+        let distill_vs = self.distill.as_ref().map(|d| &d.vs);
+        if let Some(vs) = distill_vs {
+            let state = checkpoint::StateDict::new(origin, saved.distill);
+            checkpoint::load_into(vs, &state, LoadOptions::default()).map_err(StateError::from)?;
+        } else if !saved.distill.is_empty() {
+            return Err(TrainError::Optim(format!(
+                "{}: the checkpoint has a distiller's state, the config none",
+                path.display()
+            )));
+        }
+        let optim_err =
+            |e: crate::optim::OptimError| TrainError::Optim(format!("{}: {e}", path.display()));
+        let init = self.distill.as_mut().and_then(|d| d.init.as_mut());
+        match init {
+            Some(init) if saved.meta.epoch == 0 && saved.meta.init_epoch < init.epochs => {
+                init.sgd.load_state(&saved.optim).map_err(optim_err)?;
+            }
+            _ if saved.meta.epoch == 0 => {}
+            _ => self.sgd.load_state(&saved.optim).map_err(optim_err)?,
+        }
         if let Some(scaler) = &mut self.scaler {
             if !saved.scaler.is_empty() {
                 scaler
@@ -592,6 +651,16 @@ impl Session {
             teacher_test,
             amp: self.amp,
         });
+        if let Some(d) = &self.distill {
+            observer.note(&format!(
+                "distiller {} (the reference's --distill {}): β = {}, {} trainable parameters",
+                d.distiller.method(),
+                d.distiller.method().reference_name(),
+                d.beta,
+                d.parameters()
+            ));
+        }
+        self.run_init_stage(observer)?;
         for epoch in first..=self.cfg.run.epochs {
             let row = self.run_epoch(epoch, observer)?;
             self.finish_epoch(row.clone())?;
@@ -603,6 +672,74 @@ impl Session {
             history: self.meta.history.clone(),
             best: (self.meta.best_top1, self.meta.best_epoch),
         })
+    }
+
+    /// The init stage of a two-stage distiller, from where the run left it; nothing once the
+    /// main stage has started. A checkpoint follows every init epoch.
+    fn run_init_stage(&mut self, observer: &mut dyn Observer) -> Result<()> {
+        let Some((method, lr, epochs)) = self.distill.as_ref().and_then(|d| {
+            d.init
+                .as_ref()
+                .map(|i| (d.distiller.method(), i.lr, i.epochs))
+        }) else {
+            return Ok(());
+        };
+        if self.meta.epoch > 0 || self.meta.init_epoch >= epochs {
+            return Ok(());
+        }
+        observer.note(&format!(
+            "init stage of {method}: epochs {}..={epochs} at lr {lr}",
+            self.meta.init_epoch + 1
+        ));
+        let (_, teacher) = self.teacher.as_ref().expect("a distiller has a teacher");
+        let run = InitEpoch {
+            student: self.student.as_ref(),
+            teacher: teacher.as_ref(),
+            train: &self.train,
+            device: self.device,
+        };
+        let d = self.distill.as_mut().expect("checked above");
+        for epoch in self.meta.init_epoch + 1..=epochs {
+            let row = run.run(d, epoch)?;
+            let note = format!(
+                "init epoch {epoch}/{epochs}: loss {:.4}, {:.1} s",
+                row.loss, row.seconds
+            );
+            self.meta.init_epoch = epoch;
+            self.meta.init_history.push(row);
+            let optim = d.init.as_ref().expect("an init stage").sgd.state();
+            let state = Self::train_state(&self.meta, &self.student_vs, Some(d), optim, Vec::new());
+            state.save(&self.dir.state("last"))?;
+            checkpoint::save_safetensors_for_pytorch(&self.student_vs, self.dir.weights("last"))
+                .map_err(StateError::from)?;
+            observer.note(&note);
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of the session's present state with the optimizer and scaler buffers
+    /// given.
+    fn train_state(
+        meta: &Meta,
+        student_vs: &nn::VarStore,
+        distill: Option<&DistillState>,
+        optim: Vec<(String, Tensor)>,
+        scaler: Vec<(String, Tensor)>,
+    ) -> TrainState {
+        let mut model: Vec<(String, Tensor)> = student_vs.variables().into_iter().collect();
+        model.sort_by(|a, b| a.0.cmp(&b.0));
+        TrainState {
+            meta: meta.clone(),
+            model,
+            distill: distill.map(DistillState::variables).unwrap_or_default(),
+            optim,
+            scaler,
+        }
+    }
+
+    /// The distiller's variables, if the run has one (e.g. to compare runs).
+    pub fn distiller_vars(&self) -> Option<&nn::VarStore> {
+        self.distill.as_ref().map(|d| &d.vs)
     }
 
     /// One epoch of training, then the test evaluation.
@@ -629,13 +766,14 @@ impl Session {
         let device = self.device;
         let (mut images, mut loss_sum) = (0usize, 0f64);
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        let mut terms = Tensor::zeros([4], (Kind::Float, device));
+        let mut terms = Tensor::zeros([5], (Kind::Float, device));
         let mut skipped = 0usize;
         let lr0 = self.schedule.lr(epoch, 0, steps);
         let train_time;
         {
             let strong = self.strong.as_ref();
             let train = &self.train;
+            let sampler = self.distill.as_ref().and_then(|d| d.sampler.clone());
             let (tx, rx) = crossbeam_channel::bounded::<PreparedBatch>(2);
             let t0 = Instant::now();
             let result = std::thread::scope(|scope| -> Result<()> {
@@ -649,7 +787,21 @@ impl Session {
                                 Some(s.da.apply(pixels, &mut rng)?)
                             }
                         };
-                        if tx.send(PreparedBatch { batch, aug }).is_err() {
+                        let contrast = distiller::draw(
+                            sampler.as_deref(),
+                            &batch.indices,
+                            seed,
+                            epoch,
+                            batch.step,
+                        );
+                        if tx
+                            .send(PreparedBatch {
+                                batch,
+                                aug,
+                                contrast,
+                            })
+                            .is_err()
+                        {
                             break; // the trainer stopped
                         }
                     }
@@ -664,6 +816,11 @@ impl Session {
                         let aug = prepared
                             .aug
                             .map(|o| aug_batch(o, &prepared.batch, strong, device));
+                        let distill = self.distill.as_mut().map(|d| DistillStep {
+                            distiller: d.distiller.as_mut(),
+                            beta: d.beta,
+                            contrast: prepared.contrast.as_ref().map(|c| c.to_device(device)),
+                        });
                         let out = self.objective.forward(
                             self.student.as_ref(),
                             self.teacher.as_ref().map(|(_, t)| t.as_ref()),
@@ -671,6 +828,7 @@ impl Session {
                             &y,
                             aug,
                             self.amp,
+                            distill,
                         );
                         let value = f64::try_from(&out.loss)?;
                         if !value.is_finite() {
@@ -734,6 +892,7 @@ impl Session {
             train_kd: mean(terms[1]),
             train_ce_aug: mean(terms[2]),
             train_kd_aug: mean(terms[3]),
+            train_distill: mean(terms[4]),
             test_loss: f64::NAN,
             test_top1: f64::NAN,
             test_top5: f64::NAN,
@@ -752,14 +911,13 @@ impl Session {
             self.meta.best_epoch = row.epoch;
         }
         self.meta.history.push(row);
-        let mut model: Vec<(String, Tensor)> = self.student_vs.variables().into_iter().collect();
-        model.sort_by(|a, b| a.0.cmp(&b.0));
-        let state = TrainState {
-            meta: self.meta.clone(),
-            model,
-            optim: self.sgd.state(),
-            scaler: self.scaler.as_ref().map(|s| s.state()).unwrap_or_default(),
-        };
+        let state = Self::train_state(
+            &self.meta,
+            &self.student_vs,
+            self.distill.as_ref(),
+            self.sgd.state(),
+            self.scaler.as_ref().map(|s| s.state()).unwrap_or_default(),
+        );
         // The state first: it is what resume trusts; the weights and metrics follow from it.
         state.save(&self.dir.state("last"))?;
         checkpoint::save_safetensors_for_pytorch(&self.student_vs, self.dir.weights("last"))
@@ -774,10 +932,11 @@ impl Session {
     }
 }
 
-/// A loader batch with its stronger-DA view, made on the producer thread.
+/// A loader batch with its stronger-DA view and CRD's draw, made on the producer thread.
 struct PreparedBatch {
     batch: Batch,
     aug: Option<StrongOutput>,
+    contrast: Option<distill::contrast::ContrastDraw>,
 }
 
 /// The pixels of a batch from a loader with f32 output (every loader here).

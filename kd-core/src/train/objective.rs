@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! L = γ·CE(S(x), y) + α·( w₀·KD(S(x), T(x)) + w₁·CE(S(x′), y′) + w₂·KD(S(x′), T(x′)) )
+//!     + β·distiller(S(x), T(x))
 //! ```
+//!
+//! The distiller term (RepDistiller's `loss_kd`, [`crate::distill`]) is on the original batch x
+//! only, as Good-DA-in-KD's CRD + CutMixPick: both networks' features come from their forward
+//! on x (the student's with its graph), taken before the ReLU where the distiller asks.
 //!
 //! The student runs twice in train mode, on x and on x′, each with its own BatchNorm batch
 //! statistics, as the reference's two forward passes. The teacher runs in eval mode without a
@@ -15,6 +20,7 @@
 //!
 //! Training without a teacher: `L = CE(S(x), y) + w₁·CE(S(x′), y′)`.
 
+use crate::distill::{Contrast, Distiller};
 use crate::loss::{KdLoss, cross_entropy, entropy};
 use crate::models::Model;
 use kd_augment::batch::top_rows;
@@ -52,6 +58,17 @@ pub struct AugBatch {
     pub pick: Option<(PickBy, usize)>,
 }
 
+/// A distiller's part of one step.
+#[derive(Debug)]
+pub struct DistillStep<'a> {
+    /// The distiller.
+    pub distiller: &'a mut dyn Distiller,
+    /// β, its weight.
+    pub beta: f64,
+    /// CRD's draw for the batch.
+    pub contrast: Option<Contrast>,
+}
+
 /// What one step computed.
 #[derive(Debug)]
 pub struct StepOutput {
@@ -59,7 +76,8 @@ pub struct StepOutput {
     pub loss: Tensor,
     /// The student's logits on x (detached).
     pub logits: Tensor,
-    /// The terms, detached, unweighted: [CE(x), KD(x), CE(x′), KD(x′)] (0 where absent).
+    /// The terms, detached, unweighted: [CE(x), KD(x), CE(x′), KD(x′), distiller] (0 where
+    /// absent).
     pub terms: Tensor,
 }
 
@@ -75,8 +93,10 @@ impl Objective {
         }
     }
 
-    /// Forward passes and the loss of one batch. `teacher` is `None` when training without one.
-    /// With `amp`, forwards run under fp16 autocast; the losses are computed in f32.
+    /// Forward passes and the loss of one batch. `teacher` is `None` when training without one
+    /// (a distiller is then ignored). With `amp`, forwards run under fp16 autocast; the losses
+    /// are computed in f32.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         student: &dyn Model,
@@ -85,6 +105,7 @@ impl Objective {
         y: &Tensor,
         aug: Option<AugBatch>,
         amp: bool,
+        distill: Option<DistillStep>,
     ) -> StepOutput {
         let device = x.device();
         let zero = || Tensor::zeros([], (Kind::Float, device));
@@ -92,10 +113,11 @@ impl Objective {
         // Pick first: the scoring passes must not see the student's update of this step.
         let mut teacher_aug: Option<Tensor> = None;
         let aug = aug.map(|a| self.pick(a, student, teacher, &mut teacher_aug, amp));
-        let z_s = tch::autocast(amp, || student.forward_t(x, true)).to_kind(Kind::Float);
+        let preact = distill.as_ref().map(|d| d.distiller.preact());
+        let (z_s, feat_s) = forward(student, x, true, preact, amp);
         let ce_x = cross_entropy(&z_s, y);
         let mut loss = &ce_x * self.ce;
-        let mut terms = vec![ce_x.detach(), zero(), zero(), zero()];
+        let mut terms = vec![ce_x.detach(), zero(), zero(), zero(), zero()];
         let Some(teacher) = teacher else {
             if let Some(a) = aug
                 && self.aug[1] > 0.0
@@ -112,24 +134,30 @@ impl Objective {
             };
         };
         // Teacher logits on x (and x′ unless the pick already computed them), one pass.
-        let (z_t, z_t_aug) = tch::no_grad(|| {
+        let (z_t, z_t_aug, feat_t) = tch::no_grad(|| {
             let input = match (&aug, &teacher_aug) {
                 (Some(a), None) => Tensor::cat(&[x, &a.images], 0),
                 _ => x.shallow_clone(),
             };
-            let all = tch::autocast(amp, || teacher.forward_t(&input, false)).to_kind(Kind::Float);
+            let (all, feats) = forward(teacher, &input, false, preact, amp);
+            let on_x = |t: &Tensor| t.narrow(0, 0, n);
+            let feats = feats.map(|f| f.iter().map(on_x).collect::<Vec<_>>());
             if all.size()[0] > n {
-                (
-                    all.narrow(0, 0, n),
-                    Some(all.narrow(0, n, all.size()[0] - n)),
-                )
+                let rest = all.narrow(0, n, all.size()[0] - n);
+                (on_x(&all), Some(rest), feats)
             } else {
-                (all, teacher_aug.take())
+                (all, teacher_aug.take(), feats)
             }
         });
         let kd_x = self.loss.compute(&z_s, &z_t);
         loss += &kd_x * (self.kd * self.aug[0]);
         terms[1] = kd_x.detach();
+        if let (Some(d), Some(f_s), Some(f_t)) = (distill, &feat_s, &feat_t)
+            && let Some(l) = d.distiller.loss(f_s, f_t, d.contrast.as_ref())
+        {
+            loss += &l * d.beta;
+            terms[4] = l.detach();
+        }
         if let (Some(a), Some(z_t_aug)) = (aug, z_t_aug) {
             let z_a =
                 tch::autocast(amp, || student.forward_t(&a.images, true)).to_kind(Kind::Float);
@@ -185,6 +213,26 @@ impl Objective {
             partner: take(&a.partner),
             lambda: rows.iter().map(|&r| a.lambda[r]).collect(),
             pick: None,
+        }
+    }
+}
+
+/// A model's forward on `x` under autocast: the logits in f32 and, with `preact` given, the
+/// features (f32) as `forward_features(x, train, preact)` returns them.
+fn forward(
+    model: &dyn Model,
+    x: &Tensor,
+    train: bool,
+    preact: Option<bool>,
+    amp: bool,
+) -> (Tensor, Option<Vec<Tensor>>) {
+    let f32 = |t: Tensor| t.to_kind(Kind::Float);
+    match preact {
+        None => (f32(tch::autocast(amp, || model.forward_t(x, train))), None),
+        Some(pre) => {
+            let out = tch::autocast(amp, || model.forward_features(x, train, pre));
+            let feats = out.features.into_iter().map(f32).collect();
+            (f32(out.logits), Some(feats))
         }
     }
 }

@@ -9,8 +9,11 @@
 //! ```
 //!
 //! The state file holds the student's variables (`model.<name>`, BatchNorm statistics
-//! included), the optimizer's buffers (`optim.<name>`), the loss scaler's (`scaler.<name>`) and a
-//! `meta` tensor of JSON bytes ([`Meta`]: epoch, best, the metrics history, the seed). One file
+//! included), the distiller's (`distill.<name>`: its modules, BatchNorm statistics, CRD's memory
+//! and normalisation constants), the optimizer's buffers (`optim.<name>`: the main stage's, or
+//! the init stage's while a two-stage method is in it), the loss scaler's (`scaler.<name>`) and a
+//! `meta` tensor of JSON bytes ([`Meta`]: epoch, init-stage epoch, best, the metrics history, the
+//! seed). One file
 //! written atomically (temporary file, then rename) is a consistent snapshot whatever instant a
 //! run is killed at. The data order and every augmentation draw derive from (seed, epoch,
 //! step), so the epoch *is* the loader's and the RNGs' state.
@@ -43,6 +46,9 @@ pub struct EpochRow {
     pub train_ce_aug: f64,
     /// Mean KD(S(x′), T(x′)) (0 without a view).
     pub train_kd_aug: f64,
+    /// Mean distiller loss, unweighted (0 without a distiller).
+    #[serde(default)]
+    pub train_distill: f64,
     /// Test mean cross-entropy.
     pub test_loss: f64,
     /// Test top-1 (%).
@@ -58,12 +64,12 @@ pub struct EpochRow {
 }
 
 /// The column names of `metrics.csv`, in [`EpochRow`]'s order.
-pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_top1,train_ce,train_kd,train_ce_aug,train_kd_aug,test_loss,test_top1,test_top5,images_per_s,seconds,skipped_steps";
+pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_top1,train_ce,train_kd,train_ce_aug,train_kd_aug,train_distill,test_loss,test_top1,test_top5,images_per_s,seconds,skipped_steps";
 
 impl EpochRow {
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.3},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.3},{}",
             self.epoch,
             self.lr,
             self.train_loss,
@@ -72,6 +78,7 @@ impl EpochRow {
             self.train_kd,
             self.train_ce_aug,
             self.train_kd_aug,
+            self.train_distill,
             self.test_loss,
             self.test_top1,
             self.test_top5,
@@ -82,23 +89,51 @@ impl EpochRow {
     }
 }
 
+/// One init-stage epoch of a two-stage distiller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitRow {
+    /// 1-based init epoch.
+    pub epoch: usize,
+    /// Its constant learning rate.
+    pub lr: f64,
+    /// Mean init loss.
+    pub loss: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
 /// What a checkpoint says besides its tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
     /// [`FORMAT`].
     pub format: String,
-    /// Epochs finished.
+    /// Epochs finished (of the main stage).
     pub epoch: usize,
+    /// Init-stage epochs finished (AB, FT, FSP).
+    #[serde(default)]
+    pub init_epoch: usize,
+    /// The init stage's epochs.
+    #[serde(default)]
+    pub init_history: Vec<InitRow>,
     /// Epochs the run was configured for.
     pub epochs: usize,
     /// The run seed.
     pub seed: u64,
-    /// Best test top-1 so far and its epoch.
+    /// Best test top-1 so far and its epoch (−∞ before the first epoch, written as `null`).
+    #[serde(deserialize_with = "null_as_neg_infinity")]
     pub best_top1: f64,
     /// The epoch of `best_top1`.
     pub best_epoch: usize,
     /// Every finished epoch's metrics.
     pub history: Vec<EpochRow>,
+}
+
+/// Reads a number, `null` (JSON's spelling of a non-finite one) as −∞: the best top-1 of a
+/// run checkpointed in a distiller's init stage, before any main epoch.
+fn null_as_neg_infinity<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 /// Errors of the run directory.
@@ -216,6 +251,8 @@ pub struct TrainState {
     pub meta: Meta,
     /// The student's variables by name.
     pub model: Vec<(String, Tensor)>,
+    /// The distiller's variables by name (empty without one).
+    pub distill: Vec<(String, Tensor)>,
     /// The optimizer's buffers by name.
     pub optim: Vec<(String, Tensor)>,
     /// The loss scaler's state by name.
@@ -230,6 +267,7 @@ impl TrainState {
         all.push(("meta".into(), Tensor::from_slice(&meta)));
         for (prefix, group) in [
             ("model.", &self.model),
+            ("distill.", &self.distill),
             ("optim.", &self.optim),
             ("scaler.", &self.scaler),
         ] {
@@ -252,7 +290,8 @@ impl TrainState {
             why,
         };
         let mut meta = None;
-        let (mut model, mut optim, mut scaler) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut model, mut distill) = (Vec::new(), Vec::new());
+        let (mut optim, mut scaler) = (Vec::new(), Vec::new());
         for (k, t) in tensors {
             if k == "meta" {
                 if t.kind() != Kind::Uint8 {
@@ -266,6 +305,8 @@ impl TrainState {
                 );
             } else if let Some(name) = k.strip_prefix("model.") {
                 model.push((name.to_string(), t));
+            } else if let Some(name) = k.strip_prefix("distill.") {
+                distill.push((name.to_string(), t));
             } else if let Some(name) = k.strip_prefix("optim.") {
                 optim.push((name.to_string(), t));
             } else if let Some(name) = k.strip_prefix("scaler.") {
@@ -284,6 +325,7 @@ impl TrainState {
         Ok(TrainState {
             meta,
             model,
+            distill,
             optim,
             scaler,
         })
