@@ -600,6 +600,10 @@ impl Teachers {
 }
 
 /// The config of one run: the base, with its name, seed, subset and teacher.
+///
+/// The full-data column (`subset` = `None`) keeps the base config's `data.subset` if it sets one,
+/// so a study can run its 1.0 column on a smaller pool; the ζ/δ columns are still picked from the
+/// whole training split.
 fn run_config(
     file: &StudyFile,
     dir: &Path,
@@ -613,7 +617,9 @@ fn run_config(
         format!("run.name=\"{name}\""),
         format!("run.seed={seed}"),
     ])?;
-    cfg.data.subset = subset;
+    if subset.is_some() {
+        cfg.data.subset = subset;
+    }
     cfg.model.teacher = teacher.map(|t| t.0.clone());
     cfg.model.teacher_weights = teacher.map(|t| t.1.clone());
     cfg.validate()?;
