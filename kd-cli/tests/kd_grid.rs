@@ -2,6 +2,7 @@
 //! run, on a small synthetic dataset; a second start skips every finished run and completes one
 //! cut short after its checkpoint; the grids behind the heatmaps equal the runs' own results,
 //! and the entropy measurement agrees with `kd analyze` of the same teacher and student.
+
 mod common;
 
 use common::{Csv, DATA, kd, last_test_top1, ok, train};
