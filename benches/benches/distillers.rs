@@ -15,7 +15,10 @@
 //!
 //! CRD runs at the reference's settings (K = 16,384, memory of 50,000 rows). At the end the bench
 //! prints each case's mean step time relative to `kd` (its own measurement, not criterion's
-//! statistics). `KD_BENCH_THREADS` sets libtorch's intra-op threads (default 2);
+//! statistics), in wall time and, on Linux, in the CPU time of the benchmarking thread
+//! (`/proc/thread-self/schedstat`): with `KD_BENCH_THREADS=1` libtorch computes on that thread, so
+//! the CPU-time ratio stays meaningful on a machine shared with other work, where wall times are
+//! not. `KD_BENCH_THREADS` sets libtorch's intra-op threads (default 2);
 //! `KD_BENCH_PAIRS` the pairs, as `teacher:student` separated by commas (default
 //! `resnet56:resnet20`; `resnet32x4:resnet8x4` is RepDistiller's headline pair).
 
@@ -37,8 +40,23 @@ const DEFAULT_PAIRS: &str = "resnet56:resnet20";
 /// CIFAR-100's training samples, CRD's memory rows.
 const TRAIN_SAMPLES: usize = 50_000;
 
-/// Mean step time per (pair, case), for the relative table printed at the end.
-static MEANS: Mutex<Vec<(String, String, f64)>> = Mutex::new(Vec::new());
+/// A case's mean step time: wall seconds and, where known, the thread's CPU seconds.
+struct Mean {
+    pair: String,
+    case: String,
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+/// Mean step times per (pair, case), for the relative table printed at the end.
+static MEANS: Mutex<Vec<Mean>> = Mutex::new(Vec::new());
+
+/// The CPU time this thread has run, in seconds (Linux's `/proc/thread-self/schedstat`).
+fn thread_cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
 
 fn pairs() -> Vec<(String, String)> {
     let list = std::env::var("KD_BENCH_PAIRS").unwrap_or_else(|_| DEFAULT_PAIRS.to_string());
@@ -212,18 +230,22 @@ fn timed<P>(
     mut f: impl FnMut(P),
 ) -> Duration {
     let inputs: Vec<P> = (0..iters).map(|_| prepare()).collect();
+    let cpu0 = thread_cpu_seconds();
     let start = Instant::now();
     for p in inputs {
         f(p);
     }
     let elapsed = start.elapsed();
+    let n = iters.max(1) as f64;
+    let cpu = cpu0.zip(thread_cpu_seconds()).map(|(a, b)| (b - a) / n);
     let mut means = MEANS.lock().expect("not poisoned");
-    means.retain(|(p, c, _)| !(p == pair && c == case));
-    means.push((
-        pair.to_string(),
-        case.to_string(),
-        elapsed.as_secs_f64() / iters.max(1) as f64,
-    ));
+    means.retain(|m| !(m.pair == pair && m.case == case));
+    means.push(Mean {
+        pair: pair.to_string(),
+        case: case.to_string(),
+        wall: elapsed.as_secs_f64() / n,
+        cpu,
+    });
     elapsed
 }
 
@@ -306,22 +328,29 @@ fn bench_distillers(c: &mut Criterion) {
 /// Each case's mean step time relative to its pair's `kd` step.
 fn print_relative() {
     let means = MEANS.lock().expect("not poisoned");
-    let mut pairs: Vec<&String> = means.iter().map(|(p, _, _)| p).collect();
+    let mut pairs: Vec<&String> = means.iter().map(|m| &m.pair).collect();
     pairs.dedup();
     for pair in pairs {
-        let Some(kd) = means
-            .iter()
-            .find(|(p, c, _)| p == pair && c == "kd")
-            .map(|m| m.2)
-        else {
+        let Some(kd) = means.iter().find(|m| &m.pair == pair && m.case == "kd") else {
             continue;
         };
         println!(
-            "\n{pair}: mean step time relative to plain KD ({:.1} ms)",
-            kd * 1e3
+            "\n{pair}: mean time per step, and relative to plain KD ({:.1} ms wall, thread CPU {})",
+            kd.wall * 1e3,
+            kd.cpu
+                .map_or("unknown".into(), |c| format!("{:.1} ms", c * 1e3))
         );
-        for (_, case, t) in means.iter().filter(|(p, _, _)| p == pair) {
-            println!("  {case:<10} {:>8.1} ms  {:>5.2}×", t * 1e3, t / kd);
+        for m in means.iter().filter(|m| &m.pair == pair) {
+            let cpu = match (m.cpu, kd.cpu) {
+                (Some(c), Some(k)) => format!("{:>8.1} ms  {:>5.2}×", c * 1e3, c / k),
+                _ => "unknown".into(),
+            };
+            println!(
+                "  {:<10} wall {:>8.1} ms  {:>5.2}×   thread CPU {cpu}",
+                m.case,
+                m.wall * 1e3,
+                m.wall / kd.wall
+            );
         }
     }
 }

@@ -533,18 +533,11 @@ fn every_shipped_distiller_config_applies_to_its_pair() {
                 "{}",
                 f.display()
             );
-            let model = kd_core::models::ModelConfig::default();
             let teacher = cfg.model.teacher.clone().expect("a teacher");
-            let mut shapes = |name: &str| {
-                // summarize's shapes are of a batch of one.
-                let s = known.entry(name.to_string()).or_insert_with(|| {
-                    kd_core::models::summarize(name, &model)
-                        .unwrap()
-                        .feature_shapes
-                });
-                s.iter().map(|f| f[1..].to_vec()).collect::<Vec<_>>()
-            };
-            let (ss, ts) = (shapes(&cfg.model.student), shapes(&teacher));
+            let (ss, ts) = (
+                zoo_shapes(&mut known, &cfg.model.student),
+                zoo_shapes(&mut known, &teacher),
+            );
             let params = cfg.loss.params();
             let setup = Setup {
                 method,
@@ -565,4 +558,67 @@ fn every_shipped_distiller_config_applies_to_its_pair() {
         "found {n} distiller configs under {}",
         root.display()
     );
+}
+
+/// The feature shapes (one sample) of a CIFAR-100 zoo model, memoised.
+fn zoo_shapes(known: &mut HashMap<String, Vec<Vec<i64>>>, name: &str) -> Vec<Vec<i64>> {
+    known
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let model = kd_core::models::ModelConfig::default();
+            let s = kd_core::models::summarize(name, &model).unwrap();
+            // summarize's shapes are of a batch of one.
+            s.feature_shapes.iter().map(|f| f[1..].to_vec()).collect()
+        })
+        .clone()
+}
+
+#[test]
+fn every_method_builds_for_the_reference_pairs_and_fsp_only_where_it_reports_a_result() {
+    // RepDistiller's README tables (B.8): FSP is N/A for wrn_40_2 → wrn_40_1 and absent from the
+    // cross-architecture table; every other method has a result for every pair.
+    let same = [
+        ("wrn_40_2", "wrn_16_2"),
+        ("wrn_40_2", "wrn_40_1"),
+        ("resnet56", "resnet20"),
+        ("resnet110", "resnet20"),
+        ("resnet110", "resnet32"),
+        ("resnet32x4", "resnet8x4"),
+        ("vgg13", "vgg8"),
+    ];
+    let cross = [
+        ("vgg13", "MobileNetV2"),
+        ("ResNet50", "MobileNetV2"),
+        ("ResNet50", "vgg8"),
+        ("resnet32x4", "ShuffleV1"),
+        ("resnet32x4", "ShuffleV2"),
+        ("wrn_40_2", "ShuffleV1"),
+    ];
+    let mut known = HashMap::new();
+    let params = Params::default();
+    for (teacher, student) in same.iter().chain(&cross) {
+        let (ss, ts) = (
+            zoo_shapes(&mut known, student),
+            zoo_shapes(&mut known, teacher),
+        );
+        for method in Method::ALL.into_iter().filter(|m| *m != Method::None) {
+            let setup = Setup {
+                method,
+                params: &params,
+                student,
+                teacher,
+                student_shapes: &ss,
+                teacher_shapes: &ts,
+                train_samples: 100,
+            };
+            let built = distill::build(&setup, &nn::VarStore::new(Device::Cpu).root());
+            let fsp_na = method == Method::Fsp
+                && (cross.contains(&(teacher, student))
+                    || (*teacher, *student) == ("wrn_40_2", "wrn_40_1"));
+            match built {
+                Ok(_) => assert!(!fsp_na, "{method} built for {teacher} → {student}"),
+                Err(e) => assert!(fsp_na, "{teacher} → {student}: {e}"),
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! with its own SGD at a constant rate over the init modules (and the student, for AB and FSP),
 //! the teacher in eval mode. Its epochs draw the data order and standard augmentation of loader
 //! epochs of their own ([`init_loader_epoch`]); the stronger DA is not used there (the
-//! reference's `init` has none).
+//! reference's `init` has none), and it runs in fp32 whatever `run.amp` says.
 //!
 //! Deliberate differences from the reference's init stage: the student runs in train mode as a
 //! whole and every student parameter the init loss reaches is trained. The reference sets only
