@@ -209,3 +209,50 @@ fn print_config_shows_the_resolved_recipe() {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
 }
+
+#[test]
+fn the_distiller_flag_takes_the_reference_scripts_weights() {
+    let resolved = |args: &[&str]| {
+        let o = kd()
+            .args(["distill", "--print-config"])
+            .args(args)
+            .output()
+            .unwrap();
+        check(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = resolved(&["--distiller", "hint"]);
+    for want in [
+        "distiller = \"fitnet\"",
+        "beta = 100.0",
+        "ce = 1.0",
+        "kd = 0.0",
+        "[loss.fitnet]",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // A --set wins over the flag's defaults.
+    let text = resolved(&[
+        "--distiller",
+        "crd",
+        "--set",
+        "loss.kd=1",
+        "--set",
+        "loss.crd.mode=relax",
+    ]);
+    for want in [
+        "distiller = \"crd\"",
+        "beta = 0.8",
+        "kd = 1.0",
+        "mode = \"relax\"",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    let o = kd()
+        .args(["distill", "--print-config", "--distiller", "fitnett"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fitnett") && err.contains("fitnet"), "{err}");
+}
