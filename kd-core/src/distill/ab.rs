@@ -4,7 +4,10 @@
 //! the alternative L2 of the activation boundaries with margin m:
 //! `Σ_l w_l · Σ[(s+m)²·1(s > −m ∧ t ≤ 0) + (s−m)²·1(s ≤ m ∧ t > 0)] / B / 1000 · 3`,
 //! `w_l = 2^{l−L+1}` (the last stage weighs 1). The init stage trains the connector and the
-//! student's feature layers; the main stage adds no distiller term (γ·CE + α·KD only).
+//! student's feature layers; the main stage adds no distiller term (γ·CE + α·KD only), but its
+//! forwards still take the pre-activation features, as the reference's `train_distill` does: for
+//! a WRN student that runs the BatchNorms before the stage ReLUs a second time (B.4's quirk,
+//! which the zoo reproduces), updating their running statistics twice per step there too.
 //!
 //! The connector needs the two networks to have the same number of stages, as the reference's
 //! assertion; other pairs are refused.
