@@ -22,6 +22,8 @@
 //! `KD_BENCH_PAIRS` the pairs, as `teacher:student` separated by commas (default
 //! `resnet56:resnet20`; `resnet32x4:resnet8x4` is RepDistiller's headline pair).
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use kd_augment::Rng;
 use kd_core::distill::contrast::ContrastSampler;
@@ -56,20 +58,6 @@ fn thread_cpu_seconds() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
     Some(ns * 1e-9)
-}
-
-fn pairs() -> Vec<(String, String)> {
-    let list = std::env::var("KD_BENCH_PAIRS").unwrap_or_else(|_| DEFAULT_PAIRS.to_string());
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (t, s) = pair
-                .split_once(':')
-                .unwrap_or_else(|| panic!("KD_BENCH_PAIRS: '{pair}' is not teacher:student"));
-            (t.trim().to_string(), s.trim().to_string())
-        })
-        .collect()
 }
 
 /// The objective of a case: the KD line, or a method's γ = 1, α = 0.
@@ -250,13 +238,7 @@ fn timed<P>(
 }
 
 fn bench_distillers(c: &mut Criterion) {
-    let threads = std::env::var("KD_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(2);
-    kd_core::runtime::keep_freed_memory();
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
+    let threads = common::init_torch();
     let cfg = ModelConfig::default();
     let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(cfg.num_classes, [BATCH], (Kind::Int64, Device::Cpu));
@@ -271,7 +253,7 @@ fn bench_distillers(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
-    for (teacher, student) in pairs() {
+    for (teacher, student) in common::pairs(DEFAULT_PAIRS) {
         let pair = format!("{teacher}-{student}");
         for method in Method::ALL {
             let mut case = Case::new(&teacher, &student, method, &cfg);

@@ -15,6 +15,8 @@
 //! the pairs, as `teacher:student` separated by commas (default
 //! `resnet32x4:resnet8x4,resnet56:resnet20`).
 
+mod common;
+
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
@@ -27,21 +29,6 @@ use tch::{Device, Kind, Tensor, nn};
 
 const BATCH: i64 = 64;
 const DEFAULT_PAIRS: &str = "resnet32x4:resnet8x4,resnet56:resnet20";
-
-/// The teacher → student pairs to run, from `KD_BENCH_PAIRS` or [`DEFAULT_PAIRS`].
-fn pairs() -> Vec<(String, String)> {
-    let list = std::env::var("KD_BENCH_PAIRS").unwrap_or_else(|_| DEFAULT_PAIRS.to_string());
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (t, s) = pair
-                .split_once(':')
-                .unwrap_or_else(|| panic!("KD_BENCH_PAIRS: '{pair}' is not teacher:student"));
-            (t.trim().to_string(), s.trim().to_string())
-        })
-        .collect()
-}
 
 /// RepDistiller's distillation loss with Good-DA-in-KD's `lw_mix = [1, 0, 1]`.
 fn objective() -> Objective {
@@ -110,14 +97,7 @@ impl Pair {
 }
 
 fn bench_kd_step(c: &mut Criterion) {
-    let threads = std::env::var("KD_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(2);
-    // As kd-engine does at start-up.
-    kd_core::runtime::keep_freed_memory();
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
+    let threads = common::init_torch();
     let cfg = ModelConfig::default();
     let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(cfg.num_classes, [BATCH], (Kind::Int64, Device::Cpu));
@@ -132,7 +112,7 @@ fn bench_kd_step(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(10));
-    for (teacher, student) in pairs() {
+    for (teacher, student) in common::pairs(DEFAULT_PAIRS) {
         let name = format!("{teacher}-{student}");
         for with_view in [false, true] {
             let mut pair = Pair::new(&teacher, &student, &cfg);

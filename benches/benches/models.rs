@@ -4,6 +4,8 @@
 //! `KD_BENCH_MODELS=resnet8,wrn_40_2` restricts the models; `KD_BENCH_THREADS` sets libtorch's
 //! intra-op threads (default 2, the reference script's default).
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kd_core::models::{self, ModelConfig};
 use std::time::Duration;
@@ -24,14 +26,7 @@ fn model_names() -> Vec<String> {
 }
 
 fn bench_models(c: &mut Criterion) {
-    let threads = std::env::var("KD_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(2);
-    // As kd-engine does at start-up.
-    kd_core::runtime::keep_freed_memory();
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
+    let threads = common::init_torch();
     let cfg = ModelConfig::default();
     let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(100, [BATCH], (Kind::Int64, Device::Cpu));

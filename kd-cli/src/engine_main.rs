@@ -22,13 +22,13 @@ fn main() {
         Command::Analyze(args) => torch::analyze::run(&args),
         Command::DemoTrain(args) => torch::demo::run(&args, cli.quiet),
         Command::Study(StudyCommand::GoodDa(args)) => {
-            torch::study::good_da::run_args(&args, cli.quiet)
+            torch::study::run_args::<torch::study::good_da::GoodDa>(&args, cli.quiet)
         }
         Command::Study(StudyCommand::KdGrid(args)) => {
-            torch::study::kd_grid::run_args(&args, cli.quiet)
+            torch::study::run_args::<torch::study::kd_grid::KdGrid>(&args, cli.quiet)
         }
         Command::Study(StudyCommand::DataAmount(args)) => {
-            torch::study::data_amount::run_args(&args, cli.quiet)
+            torch::study::run_args::<torch::study::data_amount::DataAmount>(&args, cli.quiet)
         }
         Command::Study(StudyCommand::Report(args)) => torch::study::report_dir(&args.dir),
         other => Err(anyhow::anyhow!(

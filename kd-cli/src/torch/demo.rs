@@ -1,8 +1,8 @@
 //! The training half of `kd demo`: a teacher trained, then students distilled from it with and
 //! without a stronger DA, on the synthetic dataset, in a few minutes on a CPU.
 
-use super::study::good_da::{self, GoodDa, report};
-use super::study::{Shard, StudyFile};
+use super::study::good_da::{GoodDa, report};
+use super::study::{self, Shard, StudyFile};
 use super::train::{Progress, print_summary};
 use anyhow::Result;
 use kd_cli::cli::DemoArgs;
@@ -157,7 +157,7 @@ fn mini_good_da(args: &DemoArgs, teacher_weights: &str, quiet: bool) -> Result<(
     );
     let file = StudyFile::parse(&study_text(args, teacher_weights)?, "kd demo", &[])?;
     let study = GoodDa::new(file.clone())?;
-    good_da::run(file, Shard::ALL, quiet)?;
+    study::run::<GoodDa>(file, Shard::ALL, quiet)?;
     let rows = report::rows(&study.results()?);
     println!(
         "   {:<30} {:>10} {:>13} {:>8}",

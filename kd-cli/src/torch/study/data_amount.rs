@@ -50,10 +50,7 @@
 //! - The table shows the mean (± std) over seeds; the paper reports the best of three runs
 //!   (`results.csv` has every seed).
 
-use super::{
-    Job, Shard, StudyFile, TrainJob, check_study_keys, name_number, read_history, run_jobs,
-    study_key,
-};
+use super::{Job, StudyFile, TrainJob, check_study_keys, name_number, read_history, study_key};
 use crate::torch::analyze;
 use anyhow::{Context, Result, bail};
 use kd_core::config::RunConfig;
@@ -715,29 +712,22 @@ impl DataAmount {
     }
 }
 
-/// Runs the shard's part of a data-amount study, then writes the report from what exists.
-pub fn run(file: StudyFile, shard: Shard, quiet: bool) -> Result<()> {
-    let study = Rc::new(DataAmount::new(file)?);
-    super::save_layout(&study.dir, &study.file)?;
-    let p = run_jobs(&study.jobs(), shard, quiet)?;
-    super::print_pass(&study.dir, &p);
-    report::write(&study)
-}
-
-/// `kd study data-amount`: reads the file and the shard, then [`run`].
-pub fn run_args(args: &kd_cli::cli::StudyArgs, quiet: bool) -> Result<()> {
-    run(
-        StudyFile::read(&args.config, &args.set)?,
-        super::shard_arg(args)?,
-        quiet,
-    )
-}
-
-/// Rebuilds the report of the study in `dir` from its layout `file` (its `study.toml`).
-pub fn report_dir(dir: &Path, file: StudyFile) -> Result<()> {
-    let study = DataAmount::new(file)?;
-    super::check_location(&study.dir, dir)?;
-    report::write(&study)
+impl super::Study for DataAmount {
+    fn layout(file: StudyFile) -> Result<Self> {
+        DataAmount::new(file)
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn file(&self) -> &StudyFile {
+        &self.file
+    }
+    fn job_list(study: &Rc<Self>) -> Vec<Box<dyn Job>> {
+        study.jobs()
+    }
+    fn write_report(&self) -> Result<()> {
+        report::write(self)
+    }
 }
 
 pub mod report;

@@ -22,9 +22,7 @@
 //! …
 //! ```
 
-use super::{
-    Job, Shard, StudyFile, TrainJob, check_study_keys, read_last_row, run_jobs, study_key,
-};
+use super::{Job, StudyFile, TrainJob, check_study_keys, read_last_row, study_key};
 use anyhow::{Context, Result, bail};
 use kd_core::goodness::{Goodness, GoodnessConfig, Quiet};
 use kd_core::train::Mode;
@@ -186,11 +184,6 @@ impl GoodDa {
         }
         jobs
     }
-
-    /// Writes `study.toml` so that `kd study report` finds the layout again.
-    pub fn save_layout(&self) -> Result<()> {
-        super::save_layout(&self.dir, &self.file)
-    }
 }
 
 struct RunRef(std::rc::Rc<GoodDa>, usize, usize);
@@ -337,30 +330,22 @@ impl GoodDa {
     }
 }
 
-/// Runs the shard's part of a good-DA study, then writes the report from what exists.
-pub fn run(file: StudyFile, shard: Shard, quiet: bool) -> Result<()> {
-    let study = std::rc::Rc::new(GoodDa::new(file)?);
-    study.save_layout()?;
-    let jobs = study.jobs();
-    let p = run_jobs(&jobs, shard, quiet)?;
-    super::print_pass(&study.dir, &p);
-    report::write(&study)
-}
-
-/// `kd study good-da`: reads the file and the shard, then [`run`].
-pub fn run_args(args: &kd_cli::cli::StudyArgs, quiet: bool) -> Result<()> {
-    run(
-        StudyFile::read(&args.config, &args.set)?,
-        super::shard_arg(args)?,
-        quiet,
-    )
-}
-
-/// Rebuilds the report of the study in `dir` from its layout `file` (its `study.toml`).
-pub fn report_dir(dir: &Path, file: StudyFile) -> Result<()> {
-    let study = GoodDa::new(file)?;
-    super::check_location(&study.dir, dir)?;
-    report::write(&study)
+impl super::Study for GoodDa {
+    fn layout(file: StudyFile) -> Result<Self> {
+        GoodDa::new(file)
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn file(&self) -> &StudyFile {
+        &self.file
+    }
+    fn job_list(study: &std::rc::Rc<Self>) -> Vec<Box<dyn Job>> {
+        study.jobs()
+    }
+    fn write_report(&self) -> Result<()> {
+        report::write(self)
+    }
 }
 
 pub mod report;

@@ -36,8 +36,7 @@
 //!   was trained with, not CIFAR-10's constants.
 
 use super::{
-    Job, Shard, StudyFile, TrainJob, check_study_keys, name_number, read_history, run_jobs,
-    study_key, toml_number,
+    Job, StudyFile, TrainJob, check_study_keys, name_number, read_history, study_key, toml_number,
 };
 use crate::torch::analyze::{self, Cases};
 use anyhow::{Context, Result, bail};
@@ -442,29 +441,22 @@ impl KdGrid {
     }
 }
 
-/// Runs the shard's part of a kd-grid study, then writes the report from what exists.
-pub fn run(file: StudyFile, shard: Shard, quiet: bool) -> Result<()> {
-    let study = Rc::new(KdGrid::new(file)?);
-    super::save_layout(&study.dir, &study.file)?;
-    let p = run_jobs(&study.jobs(), shard, quiet)?;
-    super::print_pass(&study.dir, &p);
-    report::write(&study)
-}
-
-/// `kd study kd-grid`: reads the file and the shard, then [`run`].
-pub fn run_args(args: &kd_cli::cli::StudyArgs, quiet: bool) -> Result<()> {
-    run(
-        StudyFile::read(&args.config, &args.set)?,
-        super::shard_arg(args)?,
-        quiet,
-    )
-}
-
-/// Rebuilds the report of the study in `dir` from its layout `file` (its `study.toml`).
-pub fn report_dir(dir: &Path, file: StudyFile) -> Result<()> {
-    let study = KdGrid::new(file)?;
-    super::check_location(&study.dir, dir)?;
-    report::write(&study)
+impl super::Study for KdGrid {
+    fn layout(file: StudyFile) -> Result<Self> {
+        KdGrid::new(file)
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn file(&self) -> &StudyFile {
+        &self.file
+    }
+    fn job_list(study: &Rc<Self>) -> Vec<Box<dyn Job>> {
+        study.jobs()
+    }
+    fn write_report(&self) -> Result<()> {
+        report::write(self)
+    }
 }
 
 pub mod report;

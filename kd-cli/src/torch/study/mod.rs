@@ -22,6 +22,7 @@ use kd_core::config::{ConfigSource, RunConfig};
 use kd_core::train::state::{EpochRow, TrainState};
 use kd_core::train::{Mode, Session};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One part of a study.
 pub trait Job {
@@ -335,14 +336,54 @@ pub fn check_location(layout_dir: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A kind of study: its layout of jobs from a study file, and its analysis. [`run`],
+/// [`run_args`] and [`report_dir`] drive every kind the same way.
+pub trait Study: Sized {
+    /// Lays out the study `file` describes.
+    fn layout(file: StudyFile) -> Result<Self>;
+    /// The study's directory.
+    fn dir(&self) -> &Path;
+    /// The file it was laid out from.
+    fn file(&self) -> &StudyFile;
+    /// Its jobs, in the order the runner (and `--shard`) sees them.
+    fn job_list(study: &Rc<Self>) -> Vec<Box<dyn Job>>;
+    /// Writes the analysis from whatever jobs have finished.
+    fn write_report(&self) -> Result<()>;
+}
+
+/// Runs the shard's part of a study, then writes the report from what exists.
+pub fn run<S: Study>(file: StudyFile, shard: Shard, quiet: bool) -> Result<()> {
+    let study = Rc::new(S::layout(file)?);
+    save_layout(study.dir(), study.file())?;
+    let p = run_jobs(&S::job_list(&study), shard, quiet)?;
+    print_pass(study.dir(), &p);
+    study.write_report()
+}
+
+/// `kd study <kind>`: reads the file and the shard, then [`run`].
+pub fn run_args<S: Study>(args: &kd_cli::cli::StudyArgs, quiet: bool) -> Result<()> {
+    run::<S>(
+        StudyFile::read(&args.config, &args.set)?,
+        shard_arg(args)?,
+        quiet,
+    )
+}
+
+/// Rebuilds the report of the study in `dir` from its layout `file` (its `study.toml`).
+fn report_from<S: Study>(dir: &Path, file: StudyFile) -> Result<()> {
+    let study = S::layout(file)?;
+    check_location(study.dir(), dir)?;
+    study.write_report()
+}
+
 /// `kd study report DIR`: rebuilds the report of the study in `dir`, whatever its kind.
 pub fn report_dir(dir: &Path) -> Result<()> {
     let file = StudyFile::read(&dir.join("study.toml"), &[])?;
     let kind: String = study_key(&file.study, "kind", String::new())?;
     match kind.as_str() {
-        "good-da" => good_da::report_dir(dir, file),
-        "kd-grid" => kd_grid::report_dir(dir, file),
-        "data-amount" => data_amount::report_dir(dir, file),
+        "good-da" => report_from::<good_da::GoodDa>(dir, file),
+        "kd-grid" => report_from::<kd_grid::KdGrid>(dir, file),
+        "data-amount" => report_from::<data_amount::DataAmount>(dir, file),
         other => bail!(
             "{}: study.kind = \"{other}\" (known: good-da, kd-grid, data-amount)",
             dir.join("study.toml").display()
