@@ -19,7 +19,10 @@
 //! an epoch of the latter takes 15–30 s, so eleven epochs per case run well past a few minutes;
 //! `KD_BENCH_PAIR=resnet56:resnet20` measures it.
 //! `KD_BENCH_THREADS` is `run.threads` (libtorch intra-op threads, default 2) and
-//! `KD_BENCH_WORKERS` is `data.workers` (loader threads, default 2).
+//! `KD_BENCH_WORKERS` is `data.workers` (loader threads, default 2) and `KD_BENCH_FORMAT` is
+//! `run.memory_format` (default `auto`: channels-last on the CPU).
+
+mod common;
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
@@ -116,6 +119,7 @@ struct Setup {
     student: String,
     threads: usize,
     workers: usize,
+    format: String,
 }
 
 impl Setup {
@@ -128,6 +132,7 @@ impl Setup {
             // Far beyond the epochs a bench runs, so the schedule never ends.
             "run.epochs=100000".into(),
             format!("run.threads={}", self.threads),
+            format!("run.memory_format={}", self.format),
             format!("data.dataset={}", quoted(&self.data)),
             format!("data.subset={}", quoted(&self.subset)),
             "data.norm=cifar10".into(),
@@ -186,11 +191,12 @@ fn bench_epoch(c: &mut Criterion) {
         student: student.to_string(),
         threads: env_usize("KD_BENCH_THREADS", 2),
         workers: env_usize("KD_BENCH_WORKERS", 2),
+        format: common::format_setting(),
     };
 
     let mut group = c.benchmark_group(format!(
-        "kd_epoch_{}threads_{}workers",
-        setup.threads, setup.workers
+        "kd_epoch_{}threads_{}workers_{}",
+        setup.threads, setup.workers, setup.format
     ));
     // An epoch takes seconds: one warm-up epoch, then exactly one epoch per sample, ten samples.
     // (A flat sampling mode whose target time is shorter than an epoch gives one iteration per

@@ -11,6 +11,10 @@
 //!   (precomputed) and loss weights [w₀, w₁, w₂] = [1, 0, 1]: the teacher also runs on x′ and the
 //!   student runs a second forward on x′ with a KD term on it.
 //!
+//! `KD_BENCH_FORMAT` is the layout of the batches and the convolution weights, as
+//! `run.memory_format` (default `auto`: channels-last on the CPU, as the trainer runs;
+//! `contiguous` is PyTorch's default NCHW, which `reference_kd_step.py` uses unless given
+//! `--channels-last`).
 //! `KD_BENCH_THREADS` sets libtorch's intra-op threads (default 2); `KD_BENCH_PAIRS` restricts
 //! the pairs, as `teacher:student` separated by commas (default
 //! `resnet32x4:resnet8x4,resnet56:resnet20`).
@@ -23,6 +27,7 @@ use criterion::{
 use kd_core::loss::{KdKind, KdLoss};
 use kd_core::models::{self, Model, ModelConfig};
 use kd_core::optim::{Sgd, SgdConfig};
+use kd_core::runtime::MemoryFormat;
 use kd_core::train::objective::{AugBatch, Objective};
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor, nn};
@@ -63,12 +68,14 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(teacher: &str, student: &str, cfg: &ModelConfig) -> Pair {
+    fn new(teacher: &str, student: &str, cfg: &ModelConfig, format: MemoryFormat) -> Pair {
         let mut teacher_vs = nn::VarStore::new(Device::Cpu);
         let teacher_model = models::build(teacher, &teacher_vs.root(), cfg).expect("a zoo model");
         teacher_vs.freeze();
+        format.apply_to(&teacher_vs);
         let student_vs = nn::VarStore::new(Device::Cpu);
         let student_model = models::build(student, &student_vs.root(), cfg).expect("a zoo model");
+        format.apply_to(&student_vs);
         let sgd = Sgd::from_var_store(&student_vs, SgdConfig::default()).expect("an optimizer");
         Pair {
             _teacher_vs: teacher_vs,
@@ -98,13 +105,19 @@ impl Pair {
 
 fn bench_kd_step(c: &mut Criterion) {
     let threads = common::init_torch();
+    let format = common::format();
     let cfg = ModelConfig::default();
     let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(cfg.num_classes, [BATCH], (Kind::Int64, Device::Cpu));
-    let x_flip = x.flip([3]);
+    let x_flip = format.tensor(&x.flip([3]));
+    let x = format.tensor(&x);
     let objective = objective();
 
-    let mut group = c.benchmark_group(format!("kd_step_{threads}threads"));
+    let layout = match format {
+        MemoryFormat::ChannelsLast => "channels_last",
+        MemoryFormat::Contiguous => "contiguous",
+    };
+    let mut group = c.benchmark_group(format!("kd_step_{threads}threads_{layout}"));
     // A step takes from a tenth of a second to seconds: one step per sample, ten samples.
     group
         .throughput(Throughput::Elements(BATCH as u64))
@@ -115,7 +128,7 @@ fn bench_kd_step(c: &mut Criterion) {
     for (teacher, student) in common::pairs(DEFAULT_PAIRS) {
         let name = format!("{teacher}-{student}");
         for with_view in [false, true] {
-            let mut pair = Pair::new(&teacher, &student, &cfg);
+            let mut pair = Pair::new(&teacher, &student, &cfg, format);
             let view = if with_view { "x+flip" } else { "x" };
             group.bench_function(BenchmarkId::new(&name, view), |b| {
                 b.iter_custom(|iters| {

@@ -17,7 +17,10 @@ The images are the i*50000//4096-th (i = 0..4095) of the training set in ImageFo
 the Rust bench; the archive is unpacked into the same folder the Rust bench uses if it is not there.
 
     .venv/bin/python benches/python/reference_epoch.py [--threads 2] [--workers 2] [--epochs 3] \
-        [--pair resnet20:resnet8] [--case crop+flip|crop+flip+cutmix|both]
+        [--pair resnet20:resnet8] [--case crop+flip|crop+flip+cutmix|both] [--channels-last]
+
+--channels-last runs the models and batches in torch.channels_last, as kd does on the CPU by
+default (run.memory_format = "auto"); without it, PyTorch's default NCHW, as the reference code.
 """
 import argparse
 import importlib
@@ -108,15 +111,16 @@ def distill_kl(z_s, z_t):
     return F.kl_div(F.log_softmax(z_s / TEMP, dim=1), F.softmax(z_t / TEMP, dim=1), reduction="batchmean") * TEMP * TEMP
 
 
-def train_epoch(loader, teacher, student, opt, strong):
+def train_epoch(loader, teacher, student, opt, strong, fmt):
     images, correct, loss_sum, start = 0, 0, 0.0, time.perf_counter()
     for x, y in loader:
+        x = x.contiguous(memory_format=fmt)
         with torch.no_grad():
             z_t = teacher(x)
         z_s = student(x)
         loss = GAMMA * F.cross_entropy(z_s, y) + ALPHA * LW_MIX[0] * distill_kl(z_s, z_t)
         if strong:
-            x_aug = cutmix(x)
+            x_aug = cutmix(x).contiguous(memory_format=fmt)
             with torch.no_grad():
                 z_t_aug = teacher(x_aug)
             loss = loss + ALPHA * LW_MIX[2] * distill_kl(student(x_aug), z_t_aug)
@@ -135,6 +139,7 @@ def main():
     ap.add_argument("--workers", type=int, default=int(os.environ.get("KD_BENCH_WORKERS", 2)))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per case, after one warm-up epoch")
     ap.add_argument("--pair", default=os.environ.get("KD_BENCH_PAIR", "resnet20:resnet8"))
+    ap.add_argument("--channels-last", action="store_true", help="models and batches in torch.channels_last")
     ap.add_argument("--case", choices=["crop+flip", "crop+flip+cutmix", "both"], default="both")
     ap.add_argument("--archive", default=os.environ.get(
         "KD_BENCH_CIFAR_TGZ", os.path.join(WORKSPACE, "..", "shared", "datasets", "cifar10-jpg.tar.gz")))
@@ -146,21 +151,23 @@ def main():
     dataset = InMemoryCifar(data, labels, transform)
     t_name, s_name = (p.strip() for p in args.pair.split(":"))
     cases = ["crop+flip", "crop+flip+cutmix"] if args.case == "both" else [args.case]
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     print(f"torch {torch.__version__}, torchvision {__import__('torchvision').__version__}, {args.threads} threads, "
-          f"{args.workers} workers, {len(dataset)} images, batch 64, {t_name} -> {s_name}, CPU")
+          f"{args.workers} workers, {len(dataset)} images, batch 64, {t_name} -> {s_name}, CPU, "
+          f"{'channels_last' if args.channels_last else 'contiguous'}")
     for case in cases:
         torch.manual_seed(0)
         np.random.seed(0)
-        teacher = importlib.import_module(FAMILY[t_name]).build(t_name, classes).eval()
+        teacher = importlib.import_module(FAMILY[t_name]).build(t_name, classes).eval().to(memory_format=fmt)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        student = importlib.import_module(FAMILY[s_name]).build(s_name, classes).train()
+        student = importlib.import_module(FAMILY[s_name]).build(s_name, classes).train().to(memory_format=fmt)
         opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers,
                                              persistent_workers=args.workers > 0)
         timed_images, timed_seconds = 0, 0.0
         for epoch in range(args.epochs + 1):
-            images, seconds, loss = train_epoch(loader, teacher, student, opt, case.endswith("cutmix"))
+            images, seconds, loss = train_epoch(loader, teacher, student, opt, case.endswith("cutmix"), fmt)
             label = "warm-up" if epoch == 0 else f"epoch {epoch}"
             print(f"{case:<18} {label:<8} {images / seconds:8.1f} img/s  (loss {loss:.3f})", flush=True)
             if epoch > 0:

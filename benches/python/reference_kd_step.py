@@ -11,7 +11,10 @@ train mode. Two views per pair:
 The models are the parity fixtures' PyTorch definitions that reference_models.py uses.
 
     .venv/bin/python benches/python/reference_kd_step.py [--threads 2] [--seconds 10] \
-        [--pairs resnet32x4:resnet8x4,resnet56:resnet20]
+        [--pairs resnet32x4:resnet8x4,resnet56:resnet20] [--channels-last]
+
+--channels-last runs the models and batches in torch.channels_last, as kd does on the CPU by
+default (run.memory_format = "auto"); without it, PyTorch's default NCHW, as the reference code.
 """
 import argparse
 import importlib
@@ -75,6 +78,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per case")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--channels-last", action="store_true", help="models and batches in torch.channels_last")
     ap.add_argument("--pairs", default=os.environ.get("KD_BENCH_PAIRS", "resnet32x4:resnet8x4,resnet56:resnet20"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,15 +86,18 @@ def main():
     x = torch.randn(args.batch, 3, 32, 32)
     y = torch.randint(0, args.classes, (args.batch,))
     x_flip = x.flip(3)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.classes} classes, CPU")
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    x, x_flip = x.contiguous(memory_format=fmt), x_flip.contiguous(memory_format=fmt)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.classes} classes, CPU, "
+          f"{'channels_last' if args.channels_last else 'contiguous'}")
     print(f"{'case':<32} {'mean img/s':>10} {'median img/s':>12} {'steps':>6}")
     for pair in args.pairs.split(","):
         t_name, s_name = (p.strip() for p in pair.split(":"))
         for view, x_aug in (("x", None), ("x+flip", x_flip)):
-            teacher = build(t_name, args.classes).eval()
+            teacher = build(t_name, args.classes).eval().to(memory_format=fmt)
             for p in teacher.parameters():
                 p.requires_grad_(False)
-            student = build(s_name, args.classes).train()
+            student = build(s_name, args.classes).train().to(memory_format=fmt)
             opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
             times = time_steps(make_step(teacher, student, opt, x, y, x_aug), args.warmup, args.seconds,
                                args.min_steps)

@@ -106,6 +106,10 @@ pub struct RunSection {
     pub amp: bool,
     /// libtorch intra-op threads; 0 keeps libtorch's default.
     pub threads: usize,
+    /// Layout of image batches and convolution weights: `auto` (channels-last on the CPU,
+    /// contiguous on CUDA), `channels_last` or `contiguous` (PyTorch's default, as the reference
+    /// code runs). The values agree to float rounding; channels-last is faster on the CPU.
+    pub memory_format: String,
 }
 
 impl Default for RunSection {
@@ -119,6 +123,7 @@ impl Default for RunSection {
             epochs: 240,
             amp: false,
             threads: 0,
+            memory_format: "auto".into(),
         }
     }
 }

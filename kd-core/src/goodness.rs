@@ -26,7 +26,8 @@ use crate::checkpoint::{self, LoadOptions};
 use crate::config::RunConfig;
 use crate::loss::entropy;
 use crate::models::{self, Model, ModelConfig};
-use crate::train::objective::pick_highest_entropy;
+use crate::runtime::MemoryFormat;
+use crate::train::objective::{eval_logits, pick_highest_entropy};
 use crate::train::{
     TrainError, f32_pixels, images_tensor, load_teacher, normalization, open_data, strong_rng,
     stronger_da, train_loader,
@@ -215,6 +216,7 @@ pub struct Goodness {
     cfg: GoodnessConfig,
     device: Device,
     amp: bool,
+    format: MemoryFormat,
     shape: ImageShape,
     norm: kd_data::Normalization,
     classes: usize,
@@ -283,6 +285,8 @@ impl Goodness {
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let amp = run.run.amp && device.is_cuda();
+        let format = MemoryFormat::parse(&run.run.memory_format, device)
+            .map_err(|why| setting("run.memory_format", why))?;
 
         let (train_ds, _) = open_data(run)?;
         let shape = train_ds.shape();
@@ -303,6 +307,7 @@ impl Goodness {
             input_size: shape.height as i64,
         };
         let teacher = load_teacher(teacher_name, teacher_path, &model_cfg, device)?;
+        format.apply_to(&teacher.0);
         let student = match (&run.model.student_weights, needs_student) {
             (Some(path), true) => {
                 let mut vs = nn::VarStore::new(device);
@@ -321,6 +326,7 @@ impl Goodness {
                     }
                 })?;
                 vs.freeze();
+                format.apply_to(&vs);
                 Some((vs, model))
             }
             _ => None,
@@ -334,6 +340,7 @@ impl Goodness {
             cfg: cfg.clone(),
             device,
             amp,
+            format,
             shape,
             norm,
             classes: train_ds.num_classes(),
@@ -418,7 +425,7 @@ impl Goodness {
                     let _guard = tch::no_grad_guard();
                     for prepared in rx.iter() {
                         let n = prepared.n;
-                        let input = prepared.input.to_device(self.device);
+                        let input = self.format.tensor(&prepared.input.to_device(self.device));
                         let (logits, forwarded) = self.teacher_logits(&input, n, pick, student)?;
                         let probs = logits
                             .softmax(1, Kind::Float)
@@ -465,7 +472,8 @@ impl Goodness {
     /// as `kd eval` does; one forward warms up first. With `batch_size` = 2B (3B for CutMixPick
     /// by teacher entropy) the teacher sees batches as large as in [`Goodness::measure`], so the
     /// two rates compare: a scheme runs at the speed of the teacher's forward pass when its
-    /// rate is close to this one.
+    /// rate is close to this one. On the CPU both cut their batches into passes of B rows
+    /// (`data.batch_size`), which run faster there than one large pass.
     pub fn teacher_throughput(&self, batch_size: usize) -> Result<Throughput> {
         let mut run = self.cfg.run.clone();
         run.data.batch_size = batch_size;
@@ -473,15 +481,15 @@ impl Goodness {
         let batches: Vec<Tensor> = loader
             .epoch(1)
             .take(BASELINE_BATCHES)
-            .map(|b| images_tensor(f32_pixels(&b), self.shape).to_device(self.device))
+            .map(|b| {
+                let x = images_tensor(f32_pixels(&b), self.shape).to_device(self.device);
+                self.format.tensor(&x)
+            })
             .collect();
         let teacher = self.teacher.1.as_ref();
         let _guard = tch::no_grad_guard();
-        let forward = |x: &Tensor| {
-            tch::autocast(self.amp, || teacher.forward_t(x, false))
-                .to_kind(Kind::Float)
-                .to_device(Device::Cpu)
-        };
+        let rows = self.cfg.run.data.batch_size as i64;
+        let forward = |x: &Tensor| eval_logits(teacher, x, rows, self.amp).to_device(Device::Cpu);
         if let Some(first) = batches.first() {
             let _ = forward(first);
         }
@@ -514,11 +522,11 @@ impl Goodness {
         student: Option<&dyn Model>,
     ) -> Result<(Tensor, usize)> {
         let teacher = self.teacher.1.as_ref();
-        let forward = |model: &dyn Model, x: &Tensor| -> Tensor {
-            tch::autocast(self.amp, || model.forward_t(x, false)).to_kind(Kind::Float)
-        };
         let rows = input.size()[0];
         let n64 = n as i64;
+        // Batch-sized passes on the CPU (see `eval_logits`); one pass on CUDA.
+        let forward =
+            |model: &dyn Model, x: &Tensor| -> Tensor { eval_logits(model, x, n64, self.amp) };
         let index = |v: Vec<usize>| {
             let v: Vec<i64> = v.into_iter().map(|r| r as i64).collect();
             Tensor::from_slice(&v).to_device(self.device)

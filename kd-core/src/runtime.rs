@@ -177,3 +177,85 @@ mod tests {
         }
     }
 }
+
+/// How 4-D tensors (image batches and convolution weights) are laid out in memory.
+///
+/// The shape is NCHW either way; only the strides differ, so every op gives the same values up
+/// to the rounding of the convolution kernels libtorch picks. On the CPU, oneDNN runs its
+/// convolutions in NHWC: with NCHW tensors (PyTorch's default, which the reference code uses) it
+/// reorders every input and output, with channels-last it does not. Measured on this project's
+/// 2-core machine with PyTorch 2.11.0 from Python: resnet32x4's eval forward 1.47× faster,
+/// resnet8x4's training step 1.33×, resnet56's forward 1.16×, resnet20's step 1.23×.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryFormat {
+    /// Row-major NCHW, PyTorch's default (`torch.contiguous_format`).
+    Contiguous,
+    /// NHWC strides under the NCHW shape (`torch.channels_last`).
+    ChannelsLast,
+}
+
+impl MemoryFormat {
+    /// Parses `run.memory_format`: `auto` (channels-last on the CPU, contiguous on CUDA, where
+    /// it has not been measured here), `channels_last` or `contiguous`.
+    pub fn parse(text: &str, device: tch::Device) -> Result<MemoryFormat, String> {
+        match text.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "auto" if device.is_cuda() => Ok(MemoryFormat::Contiguous),
+            "auto" | "channels_last" => Ok(MemoryFormat::ChannelsLast),
+            "contiguous" => Ok(MemoryFormat::Contiguous),
+            _ => Err(format!(
+                "memory format '{text}': expected auto, channels_last or contiguous"
+            )),
+        }
+    }
+
+    /// `t` in this layout: 4-D tensors are copied into it when they are not in it already;
+    /// other tensors come back as they are (shallow clones).
+    pub fn tensor(self, t: &tch::Tensor) -> tch::Tensor {
+        if t.dim() != 4 || self.holds(t) {
+            return t.shallow_clone();
+        }
+        match self {
+            MemoryFormat::Contiguous => t.contiguous(),
+            MemoryFormat::ChannelsLast => {
+                t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+            }
+        }
+    }
+
+    /// Whether `t` (4-D) is laid out this way.
+    pub fn holds(self, t: &tch::Tensor) -> bool {
+        let size = t.size();
+        if size.len() != 4 {
+            return false;
+        }
+        let want = match self {
+            MemoryFormat::Contiguous => {
+                [size[1] * size[2] * size[3], size[2] * size[3], size[3], 1]
+            }
+            MemoryFormat::ChannelsLast => {
+                [size[1] * size[2] * size[3], 1, size[3] * size[1], size[1]]
+            }
+        };
+        // Strides of dimensions of size 1 do not matter.
+        t.stride()
+            .iter()
+            .zip(want)
+            .zip(&size)
+            .all(|((&s, w), &n)| n == 1 || s == w)
+    }
+
+    /// Lays every 4-D variable of `vs` out this way, in place: the variables keep their
+    /// identity (modules holding them see the change), values and `requires_grad`. Call it
+    /// before an optimizer records the variables' storage.
+    pub fn apply_to(self, vs: &tch::nn::VarStore) {
+        tch::no_grad(|| {
+            for (_, var) in vs.variables() {
+                if var.dim() == 4 && !self.holds(&var) {
+                    let laid_out = self.tensor(&var);
+                    let mut handle = var.shallow_clone();
+                    handle.set_data(&laid_out);
+                }
+            }
+        });
+    }
+}

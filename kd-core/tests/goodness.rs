@@ -216,8 +216,15 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 
 #[test]
 fn identity_equals_the_direct_computation() {
-    let run = config(teacher(), &[]);
+    // The reference below runs PyTorch's default layout; channels-last agrees to rounding.
+    let run = config(teacher(), &["run.memory_format=contiguous"]);
     let got = &measure(run.clone(), "identity", 3)[0];
+    let cl = &measure(
+        config(teacher(), &["run.memory_format=channels_last"]),
+        "identity",
+        3,
+    )[0];
+    let t_cl = cl.t_stddev.unwrap();
     let (want, _) = reference(&run, "identity".parse().unwrap(), 3);
     // 3 passes × 7 iterations = 21 iterations of 2 tensors: 4 groups, 2 tensors left over.
     assert_eq!(got.groups, 4);
@@ -233,6 +240,10 @@ fn identity_equals_the_direct_computation() {
         close(t, want.t_stddev(), 1e-9),
         "T. stddev {t} vs {}",
         want.t_stddev()
+    );
+    assert!(
+        close(t_cl, t, 1e-6),
+        "channels-last T. stddev {t_cl} vs {t}"
     );
     assert!(
         close(got.mean_entropy, want.mean_entropy(), 1e-6),
@@ -259,7 +270,7 @@ fn identity_equals_the_direct_computation() {
 
 #[test]
 fn cutmix_pick_by_teacher_entropy_keeps_the_highest_entropy_half() {
-    let run = config(teacher(), &[]);
+    let run = config(teacher(), &["run.memory_format=contiguous"]);
     let got = &measure(run.clone(), "cutmix_pick_t", 3)[0];
     let (want, picks) = reference(&run, "cutmix_pick:teacher_entropy".parse().unwrap(), 3);
     // Full batches: a pool of 128, 64 kept; the short batch of 16: a pool of 32, all kept.

@@ -1,7 +1,12 @@
-//! What the libtorch benches share: their start-up and the `KD_BENCH_PAIRS` list.
+//! What the libtorch benches share: their start-up, the `KD_BENCH_PAIRS` list and the
+//! `KD_BENCH_FORMAT` layout.
 
 /// Sets libtorch up as kd-engine does at start-up, with `KD_BENCH_THREADS` intra-op threads
 /// (default 2) and seed 0; returns the thread count.
+#[allow(
+    dead_code,
+    reason = "the epoch bench sets threads through its run config"
+)]
 pub fn init_torch() -> i32 {
     let threads = std::env::var("KD_BENCH_THREADS")
         .ok()
@@ -28,4 +33,18 @@ pub fn pairs(default: &str) -> Vec<(String, String)> {
             (t.trim().to_string(), s.trim().to_string())
         })
         .collect()
+}
+
+/// `KD_BENCH_FORMAT`, as `run.memory_format` takes it (default `auto`: channels-last on the CPU).
+#[allow(dead_code, reason = "not every bench lays tensors out")]
+pub fn format_setting() -> String {
+    std::env::var("KD_BENCH_FORMAT").unwrap_or_else(|_| "auto".into())
+}
+
+/// The layout the CPU benches run in, from [`format_setting`].
+#[allow(dead_code, reason = "not every bench lays tensors out")]
+pub fn format() -> kd_core::runtime::MemoryFormat {
+    let text = format_setting();
+    kd_core::runtime::MemoryFormat::parse(&text, tch::Device::Cpu)
+        .unwrap_or_else(|why| panic!("KD_BENCH_FORMAT: {why}"))
 }

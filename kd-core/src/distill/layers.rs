@@ -107,7 +107,7 @@ impl Embed {
 
 impl Module for Embed {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let x = self.linear.forward(&xs.view([xs.size()[0], -1]));
+        let x = self.linear.forward(&xs.reshape([xs.size()[0], -1]));
         if self.normalize {
             // CRD's Normalize: x.pow(2).sum(1, keepdim).pow(1/2), then divide.
             let norm = x

@@ -335,7 +335,7 @@ pub fn build(setup: &Setup, path: &nn::Path) -> Result<Option<Box<dyn Distiller>
 /// The pooled vector, `feat[-1]`, flattened to `[B, D]`.
 pub(crate) fn last(features: &[Tensor]) -> Tensor {
     let f = &features[features.len() - 1];
-    f.view([f.size()[0], -1])
+    f.reshape([f.size()[0], -1])
 }
 
 /// `feat[-2]`, the last map.

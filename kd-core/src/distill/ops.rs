@@ -25,13 +25,13 @@ pub fn match_sides(a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
 /// and L2-normalised per sample (`F.normalize(f.pow(2).mean(1).view(B, -1))`).
 pub fn attention_map(f: &Tensor) -> Tensor {
     let b = f.size()[0];
-    l2_normalize(&f.square().mean_dim(1, false, None).view([b, -1]), 1)
+    l2_normalize(&f.square().mean_dim(1, false, None).reshape([b, -1]), 1)
 }
 
 /// `[B, C, H, W]` → `[B, C, H·W]`.
 pub fn flatten_spatial(f: &Tensor) -> Tensor {
     let s = f.size();
-    f.view([s[0], s[1], -1])
+    f.reshape([s[0], s[1], -1])
 }
 
 /// LeakyReLU with slope 0.1 (FT's paraphraser and translator): `x` where `x > 0`, else `0.1·x`,

@@ -12,7 +12,7 @@ pub struct Similarity;
 
 /// The row-normalised Gram matrix of `f` flattened per sample.
 fn gram(f: &Tensor) -> Tensor {
-    let f = f.view([f.size()[0], -1]);
+    let f = f.reshape([f.size()[0], -1]);
     l2_normalize(&f.mm(&f.tr()), 1)
 }
 

@@ -210,6 +210,8 @@ pub(crate) struct InitEpoch<'a> {
     pub train: &'a Loader,
     /// The device.
     pub device: Device,
+    /// The layout of the image batches.
+    pub format: crate::runtime::MemoryFormat,
 }
 
 impl InitEpoch<'_> {
@@ -220,7 +222,7 @@ impl InitEpoch<'_> {
         let preact = d.distiller.preact();
         let (mut sum, mut images) = (0f64, 0usize);
         for batch in self.train.epoch(init_loader_epoch(epoch)) {
-            let (x, _) = to_tensors(&batch, self.device);
+            let (x, _) = to_tensors(&batch, self.device, self.format);
             let f_t = tch::no_grad(|| self.teacher.forward_features(&x, false, preact).features);
             let f_s = if init.stage.student {
                 self.student.forward_features(&x, true, preact).features
