@@ -17,12 +17,16 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
     d / m
 }
 
-/// libtorch's generator is global and the tests run in parallel: seeding and drawing hold this.
+/// libtorch's generator is global and the tests run in parallel: each test holds this
+/// throughout, so no other test draws between a seed and the draws it fixes.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A resnet8 (10 classes) with the weights of seed 7, laid out as `format`.
 fn resnet8(format: MemoryFormat) -> (nn::VarStore, Box<dyn models::Model>) {
-    let _one_at_a_time = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(7);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = models::build("resnet8", &vs.root(), &ModelConfig::default()).unwrap();
@@ -32,6 +36,7 @@ fn resnet8(format: MemoryFormat) -> (nn::VarStore, Box<dyn models::Model>) {
 
 #[test]
 fn parse_names_the_value_and_auto_depends_on_the_device() {
+    let _serial = serial();
     use MemoryFormat::*;
     assert_eq!(MemoryFormat::parse("auto", Device::Cpu), Ok(ChannelsLast));
     assert_eq!(MemoryFormat::parse("auto", Device::Cuda(0)), Ok(Contiguous));
@@ -52,6 +57,7 @@ fn parse_names_the_value_and_auto_depends_on_the_device() {
 
 #[test]
 fn tensor_changes_strides_not_values() {
+    let _serial = serial();
     let x = Tensor::randn([4, 3, 5, 6], (Kind::Float, Device::Cpu));
     assert!(MemoryFormat::Contiguous.holds(&x));
     assert!(!MemoryFormat::ChannelsLast.holds(&x));
@@ -70,6 +76,7 @@ fn tensor_changes_strides_not_values() {
 
 #[test]
 fn apply_to_keeps_identity_values_and_saved_weights() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (plain_vs, _) = resnet8(MemoryFormat::Contiguous);
     let (cl_vs, _) = resnet8(MemoryFormat::ChannelsLast);
@@ -105,6 +112,7 @@ fn apply_to_keeps_identity_values_and_saved_weights() {
 
 #[test]
 fn a_training_step_in_channels_last_matches_the_contiguous_step() {
+    let _serial = serial();
     let x = Tensor::randn([16, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
     let mut after = Vec::new();
@@ -121,9 +129,13 @@ fn a_training_step_in_channels_last_matches_the_contiguous_step() {
         after.push(vs.variables());
     }
     assert!(rel_diff(&logits[1], &logits[0]) < 1e-5);
+    // Parameters after the step: equal to a few float32 roundings of the update. (A relative
+    // test per tensor is wrong for small biases, whose gradients are sums that cancel and whose
+    // summation order depends on the layout.)
     for (name, a) in &after[0] {
         let b = &after[1][name];
-        assert!(rel_diff(b, a) < 1e-4, "{name}: {}", rel_diff(b, a));
+        let d = f64::try_from((a - b).abs().max()).unwrap();
+        assert!(d < 1e-6, "{name}: {d}");
     }
     // The update is not a no-op: the weights moved from their initial values.
     let (init_vs, _) = resnet8(MemoryFormat::Contiguous);
@@ -133,6 +145,7 @@ fn a_training_step_in_channels_last_matches_the_contiguous_step() {
 
 #[test]
 fn the_trainer_takes_the_setting_and_names_a_bad_value() {
+    let _serial = serial();
     let out = tempfile::tempdir().unwrap();
     let config = |format: &str| {
         ConfigSource {

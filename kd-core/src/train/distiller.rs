@@ -76,6 +76,7 @@ impl DistillState {
         device: Device,
         train: &Loader,
         sgd: &mut Sgd,
+        format: crate::runtime::MemoryFormat,
     ) -> Result<DistillState> {
         let l = &cfg.loss;
         let method = l.distiller;
@@ -107,6 +108,8 @@ impl DistillState {
             key: "loss.distiller".into(),
             why: "no distiller to build".into(),
         })?;
+        // The regressors and connectors in the run's layout, before the optimizers record them.
+        format.apply_to(&vs);
         let optim_err = |e: crate::optim::OptimError| TrainError::Optim(e.to_string());
         sgd.add_params("distill", select(&vs, distiller.trainable())?)
             .map_err(optim_err)?;

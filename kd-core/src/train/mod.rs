@@ -421,6 +421,7 @@ impl Session {
                 device,
                 &train,
                 &mut sgd,
+                format,
             )?),
         };
         let s = &cfg.schedule;
