@@ -29,6 +29,7 @@ use criterion::{
 };
 use kd_core::config::{ConfigSource, RunConfig};
 use kd_core::models::{self, ModelConfig};
+use kd_core::runtime::MemoryFormat;
 use kd_core::train::{Mode, Session, Silent};
 use kd_data::Split;
 use kd_data::subset::Subset;
@@ -119,7 +120,7 @@ struct Setup {
     student: String,
     threads: usize,
     workers: usize,
-    format: String,
+    format: MemoryFormat,
 }
 
 impl Setup {
@@ -191,7 +192,7 @@ fn bench_epoch(c: &mut Criterion) {
         student: student.to_string(),
         threads: env_usize("KD_BENCH_THREADS", 2),
         workers: env_usize("KD_BENCH_WORKERS", 2),
-        format: common::format_setting(),
+        format: common::format(),
     };
 
     let mut group = c.benchmark_group(format!(

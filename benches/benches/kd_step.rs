@@ -113,11 +113,7 @@ fn bench_kd_step(c: &mut Criterion) {
     let x = format.tensor(&x);
     let objective = objective();
 
-    let layout = match format {
-        MemoryFormat::ChannelsLast => "channels_last",
-        MemoryFormat::Contiguous => "contiguous",
-    };
-    let mut group = c.benchmark_group(format!("kd_step_{threads}threads_{layout}"));
+    let mut group = c.benchmark_group(format!("kd_step_{threads}threads_{format}"));
     // A step takes from a tenth of a second to seconds: one step per sample, ten samples.
     group
         .throughput(Throughput::Elements(BATCH as u64))

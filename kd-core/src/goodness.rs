@@ -29,8 +29,8 @@ use crate::models::{self, Model, ModelConfig};
 use crate::runtime::MemoryFormat;
 use crate::train::objective::{eval_logits, pick_highest_entropy};
 use crate::train::{
-    TrainError, f32_pixels, images_tensor, load_teacher, normalization, open_data, strong_rng,
-    stronger_da, train_loader,
+    Placement, TrainError, f32_pixels, images_tensor, load_teacher, normalization, open_data,
+    placement, strong_rng, stronger_da, train_loader,
 };
 use kd_augment::scheme::{PickBy, Scheme, StrongOutput, StrongSpec};
 use kd_augment::{ImageShape, StrongerDa};
@@ -276,17 +276,11 @@ impl Goodness {
                     .into(),
             ));
         }
-        let device = crate::runtime::parse_device(&run.run.device)
-            .map_err(|why| setting("run.device", why))?;
-        if run.run.threads > 0 {
-            tch::set_num_threads(run.run.threads as i32);
-        }
-        if device.is_cuda() {
-            tch::Cuda::cudnn_set_benchmark(true);
-        }
-        let amp = run.run.amp && device.is_cuda();
-        let format = MemoryFormat::parse(&run.run.memory_format, device)
-            .map_err(|why| setting("run.memory_format", why))?;
+        let Placement {
+            device,
+            amp,
+            format,
+        } = placement(run)?;
 
         let (train_ds, _) = open_data(run)?;
         let shape = train_ds.shape();

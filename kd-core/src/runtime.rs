@@ -194,6 +194,16 @@ pub enum MemoryFormat {
     ChannelsLast,
 }
 
+/// The name `run.memory_format` takes: `channels_last` or `contiguous`.
+impl std::fmt::Display for MemoryFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemoryFormat::Contiguous => "contiguous",
+            MemoryFormat::ChannelsLast => "channels_last",
+        })
+    }
+}
+
 impl MemoryFormat {
     /// Parses `run.memory_format`: `auto` (channels-last on the CPU, contiguous on CUDA, where
     /// it has not been measured here), `channels_last` or `contiguous`.

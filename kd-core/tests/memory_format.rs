@@ -48,6 +48,10 @@ fn parse_names_the_value_and_auto_depends_on_the_device() {
         MemoryFormat::parse("Contiguous", Device::Cpu),
         Ok(Contiguous)
     );
+    // The printed name is the setting's, for either device.
+    for f in [Contiguous, ChannelsLast] {
+        assert_eq!(MemoryFormat::parse(&f.to_string(), Device::Cuda(0)), Ok(f));
+    }
     let err = MemoryFormat::parse("nhwc", Device::Cpu).unwrap_err();
     assert!(
         err.contains("'nhwc'") && err.contains("channels_last"),

@@ -35,16 +35,11 @@ pub fn pairs(default: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `KD_BENCH_FORMAT`, as `run.memory_format` takes it (default `auto`: channels-last on the CPU).
-#[allow(dead_code, reason = "not every bench lays tensors out")]
-pub fn format_setting() -> String {
-    std::env::var("KD_BENCH_FORMAT").unwrap_or_else(|_| "auto".into())
-}
-
-/// The layout the CPU benches run in, from [`format_setting`].
+/// The layout the CPU benches run in: `KD_BENCH_FORMAT`, as `run.memory_format` takes it
+/// (default `auto`: channels-last on the CPU).
 #[allow(dead_code, reason = "not every bench lays tensors out")]
 pub fn format() -> kd_core::runtime::MemoryFormat {
-    let text = format_setting();
+    let text = std::env::var("KD_BENCH_FORMAT").unwrap_or_else(|_| "auto".into());
     kd_core::runtime::MemoryFormat::parse(&text, tch::Device::Cpu)
         .unwrap_or_else(|why| panic!("KD_BENCH_FORMAT: {why}"))
 }

@@ -281,17 +281,11 @@ impl Session {
             }
             _ => {}
         }
-        let device = crate::runtime::parse_device(&cfg.run.device)
-            .map_err(|why| setting("run.device", why))?;
-        if cfg.run.threads > 0 {
-            tch::set_num_threads(cfg.run.threads as i32);
-        }
-        if device.is_cuda() {
-            tch::Cuda::cudnn_set_benchmark(true);
-        }
-        let amp = cfg.run.amp && device.is_cuda();
-        let format = MemoryFormat::parse(&cfg.run.memory_format, device)
-            .map_err(|why| setting("run.memory_format", why))?;
+        let Placement {
+            device,
+            amp,
+            format,
+        } = placement(&cfg)?;
 
         // Data.
         let (train_ds, test_ds) = open_data(&cfg)?;
@@ -984,6 +978,42 @@ pub(crate) fn images_tensor(pixels: &[f32], shape: ImageShape) -> Tensor {
     } else {
         x
     }
+}
+
+/// Where a run computes, from `[run]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    /// `run.device`.
+    pub device: Device,
+    /// `run.amp`, on CUDA only.
+    pub amp: bool,
+    /// `run.memory_format`, resolved for the device.
+    pub format: MemoryFormat,
+}
+
+/// `cfg.run`'s device, AMP and layout, with libtorch set up for them: its intra-op threads
+/// (`run.threads`) and, on CUDA, cuDNN benchmark mode. A bad value names its key.
+pub(crate) fn placement(cfg: &RunConfig) -> Result<Placement> {
+    let setting = |key: &str, why: String| TrainError::Setting {
+        key: key.into(),
+        why,
+    };
+    let run = &cfg.run;
+    let device =
+        crate::runtime::parse_device(&run.device).map_err(|why| setting("run.device", why))?;
+    if run.threads > 0 {
+        tch::set_num_threads(run.threads as i32);
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let format = MemoryFormat::parse(&run.memory_format, device)
+        .map_err(|why| setting("run.memory_format", why))?;
+    Ok(Placement {
+        device,
+        amp: run.amp && device.is_cuda(),
+        format,
+    })
 }
 
 /// The batch as `[n, 3, h, w]` images (grey images repeated to three channels) in `format`,

@@ -136,7 +136,8 @@ impl Objective {
                 terms: Tensor::stack(&terms, 0),
             };
         };
-        // Teacher logits on x (and x′ unless the pick already computed them), one pass.
+        // Teacher logits on x, and on x′ unless the pick already computed them: one concatenated
+        // pass on CUDA, batch-sized passes on the CPU (the module's notes).
         let (z_t, z_t_aug, feat_t) = tch::no_grad(|| match (&aug, teacher_aug.take()) {
             (Some(a), None) if device.is_cuda() => {
                 let input = Tensor::cat(&[x, &a.images], 0);
